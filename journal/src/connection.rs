@@ -1,0 +1,63 @@
+//! Opening SQLite connections with the settings every keyferry connection
+//! shares (WAL, busy timeout, durability).
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// How hard a commit tries to reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode: a committed transaction survives a
+    /// process crash but may be lost on power failure (like Redis
+    /// `appendfsync everysec`).
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced before it is answered.
+    Full,
+}
+
+/// How long a connection waits on another process's lock before giving up
+/// with `SQLITE_BUSY`. Long enough to ride out another process's short write
+/// transaction, short enough that a stuck peer surfaces as an error.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (creating if needed) a read-write connection to `path` configured
+/// for WAL mode and the requested durability.
+pub fn open_rw(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    // journal_mode is persistent in the file; setting it on every open is
+    // cheap and makes a file created by an older build WAL as well.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    let sync = match durability {
+        Durability::Normal => "NORMAL",
+        Durability::Full => "FULL",
+    };
+    conn.pragma_update(None, "synchronous", sync)?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
+
+/// Opens a read-only connection to an existing database at `path`.
+///
+/// Readers never block the writer in WAL mode; each statement sees the last
+/// committed state as of its first step.
+pub fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.set_prepared_statement_cache_capacity(128);
+    Ok(conn)
+}
