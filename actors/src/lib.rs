@@ -1,1 +1,14 @@
-//! placeholder
+//! keyferry's actors, their supervisor, and the [`Engine`] handle that
+//! embedding programs use.
+//!
+//! The public API hides ractor: an embedder opens an [`Engine`] and talks to
+//! it through its methods. Actors of this crate plug into the supervision
+//! tree through [`supervisor::ChildSpec`]; later issues add the keyspace
+//! tracker, bulk scanner, dirty applier, job dequeuer and waiter registry.
+
+mod engine;
+pub mod supervisor;
+
+pub use engine::{Engine, EngineConfig, EngineError};
+pub use keyferry_journal::Durability;
+pub use supervisor::{FailedActor, RestartPolicy};

@@ -1,1 +1,53 @@
-//! placeholder
+//! keyferry's keyspace: Redis's data types stored in SQLite.
+//!
+//! A [`Store`] opens one SQLite file shared with the journal, runs the
+//! process's single group-committing writer, keeps read-only connections
+//! for reads and runs the expiry sweeper. Keys and values are arbitrary
+//! bytes; there are 16 logical databases ([`Db`]); expiry has millisecond
+//! precision.
+//!
+//! - Writes are closures over a [`Tx`] submitted with [`Store::write`] (or
+//!   the shortcuts [`Store::import_key`], [`Store::delete_key`],
+//!   [`Store::list_push`], …); a data write and the journal events that
+//!   describe it commit in one transaction.
+//! - Reads go through a [`View`] ([`Store::read`], or [`Tx::view`] inside
+//!   a write) and page through big collections rather than loading them.
+//! - Keys too big for one short transaction are built with a
+//!   [`StagedKey`] and swapped in atomically.
+//!
+//! The table layout is described in `docs/storage.md`.
+
+#![warn(missing_docs)]
+
+mod clock;
+mod db;
+mod elements;
+mod error;
+mod expiry;
+mod hash;
+mod import;
+mod keys;
+mod keyvalue;
+mod list;
+mod pool;
+mod read;
+pub mod schema;
+mod set;
+mod staged;
+mod store;
+mod trash;
+mod write;
+mod zset;
+
+#[cfg(test)]
+mod test_support;
+
+pub use db::{Db, InvalidDb};
+pub use error::{OpenError, StoreError};
+pub use expiry::{SweepReport, SweeperConfig};
+pub use keys::KeyMeta;
+pub use keyvalue::{FieldValue, KeyKind, KeyValue, ScoredMember, Side};
+pub use read::View;
+pub use staged::StagedKey;
+pub use store::{Store, StoreConfig};
+pub use write::{Tx, Write};

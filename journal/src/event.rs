@@ -6,16 +6,272 @@
 //! from older rows. Never use `skip_serializing_if` here (it breaks
 //! positional decoders and hides data); never rename a variant or a field
 //! without a schema migration and a fixture journal from the old version.
+//!
+//! Keys are arbitrary bytes (NUL, `\r\n`, invalid UTF-8): they are stored as
+//! MessagePack `bin` through `serde_bytes`, never as strings, and never as an
+//! array of small integers (which would triple their size).
 
 use serde::{Deserialize, Serialize};
 
 /// A journal sequence number, assigned by SQLite (`INTEGER PRIMARY KEY`).
 pub type Seq = i64;
 
+/// The version of the event encoding written by this build. Stored in every
+/// row so a later build can tell which rules to decode it with.
+pub const EVENT_VERSION: u32 = 1;
+
+/// The lifecycle state of a migration run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum RunStatus {
+    /// Working (scanning, tracking or applying).
+    #[default]
+    Running,
+    /// Paused by `keyferry control … pause`; resumes where it stopped.
+    Paused,
+    /// Finished successfully.
+    Completed,
+    /// Stopped by `keyferry control … abort`.
+    Aborted,
+    /// Stopped by an error it could not recover from.
+    Failed,
+}
+
+/// How bad a recorded error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Severity {
+    /// Work continued, but an operator should know (e.g. the tracker
+    /// reconnected and the run needs a safety sweep).
+    Warning,
+    /// An operation failed (e.g. a key could not be imported).
+    Error,
+}
+
+/// Progress counters of a run, as of a checkpoint. Cumulative since the run
+/// started, so the latest checkpoint alone tells the whole story.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    /// Keys returned by `SCAN`.
+    pub scanned_keys: u64,
+    /// Keys written to the destination.
+    pub migrated_keys: u64,
+    /// Keys skipped (vanished or expired between `SCAN` and the read).
+    pub skipped_keys: u64,
+    /// Keys that failed to import.
+    pub error_keys: u64,
+    /// Bytes of keys and values written to the destination.
+    pub migrated_bytes: u64,
+}
+
 /// Every state change an actor can record.
+///
+/// Job events follow one state machine, which lets projections count jobs
+/// by state without remembering every job: `JobEnqueued` → queued;
+/// `JobLeased` queued → leased; `JobAcked` leased → done; `JobFailed`
+/// leased → failed; `JobRetried` failed → queued; `JobDeadLettered`
+/// failed → dead; `JobLeaseExpired` leased → queued. `JobHeartbeat` keeps a
+/// job leased.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Event {
+    /// A migration run began.
+    RunStarted {
+        /// Operator-chosen run id (`--run-id`).
+        run_id: String,
+        /// Source URI with any password removed.
+        source: String,
+        /// Destination SQLite path.
+        destination: String,
+    },
+    /// A run changed state (paused, resumed, finished, aborted, failed).
+    RunStatusChanged {
+        /// The run.
+        run_id: String,
+        /// Its new state.
+        status: RunStatus,
+        /// Why, when there is something to say (error text, operator).
+        reason: Option<String>,
+    },
+    /// The bulk scanner's resumable position, committed with the data it
+    /// covers.
+    Checkpoint {
+        /// The run.
+        run_id: String,
+        /// `run_id` reported by the source's `INFO`: a different one means
+        /// the source restarted and `cursor` is no longer valid.
+        source_run_id: String,
+        /// The `SCAN` cursor to continue from (0 once the scan finished).
+        cursor: u64,
+        /// Cumulative counters up to this checkpoint.
+        counters: Counters,
+    },
+    /// A batch of keys was imported (in the same transaction as this event).
+    BatchCommitted {
+        /// The run.
+        run_id: String,
+        /// Logical database (0..15).
+        db: u32,
+        /// Keys in the batch.
+        keys: u64,
+        /// Bytes of keys and values in the batch.
+        bytes: u64,
+    },
+    /// The tracker saw a write to a key: it must be (re)applied.
+    KeyDirtied {
+        /// The run.
+        run_id: String,
+        /// Logical database (0..15).
+        db: u32,
+        /// The key, as raw bytes.
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        /// The keyspace event name (`set`, `hset`, …, or unknown ones).
+        event: String,
+    },
+    /// The tracker saw a key disappear (`del`, `expired`, `evicted`,
+    /// `rename_from`, `move_from`): it must be deleted at the destination.
+    KeyDeleted {
+        /// The run.
+        run_id: String,
+        /// Logical database (0..15).
+        db: u32,
+        /// The key, as raw bytes.
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        /// The keyspace event name.
+        event: String,
+    },
+    /// The dirty applier re-read a dirty key and replaced it at the
+    /// destination.
+    KeyMarkedApplied {
+        /// The run.
+        run_id: String,
+        /// Logical database (0..15).
+        db: u32,
+        /// The key, as raw bytes.
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        /// Registry events up to this sequence number are settled; a later
+        /// `KeyDirtied` makes the key dirty again.
+        through_seq: Seq,
+    },
+    /// The dirty applier deleted a key at the destination.
+    KeyMarkedDeleted {
+        /// The run.
+        run_id: String,
+        /// Logical database (0..15).
+        db: u32,
+        /// The key, as raw bytes.
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        /// Registry events up to this sequence number are settled.
+        through_seq: Seq,
+    },
+    /// Something went wrong, or deserves an operator's attention.
+    ErrorRecorded {
+        /// The run it belongs to, if any.
+        run_id: Option<String>,
+        /// The actor or component that saw it, e.g. `tracker`.
+        component: String,
+        /// How bad it is.
+        severity: Severity,
+        /// Human-readable description (never contains a password).
+        message: String,
+        /// Logical database of the key involved, if any.
+        db: Option<u32>,
+        /// The key involved, if any.
+        #[serde(with = "serde_bytes")]
+        key: Option<Vec<u8>>,
+    },
+    /// A job was added to a queue.
+    JobEnqueued {
+        /// Unique job id.
+        job_id: String,
+        /// Queue name.
+        queue: String,
+        /// Opaque job description for the worker (URIs without passwords).
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+        /// Attempts allowed before the job is dead-lettered.
+        max_attempts: u32,
+        /// Not to be leased before this time (ms since the epoch).
+        run_at_ms: i64,
+    },
+    /// A worker took a job under a lease.
+    JobLeased {
+        /// The job.
+        job_id: String,
+        /// Who holds the lease.
+        worker: String,
+        /// Fencing token: increases with every lease of this job, so a
+        /// worker whose lease expired cannot ack or fail it any more.
+        epoch: u64,
+        /// The lease ends at this time (ms since the epoch) unless renewed.
+        deadline_ms: i64,
+        /// Which attempt this is (1 for the first).
+        attempt: u32,
+    },
+    /// A worker renewed its lease.
+    JobHeartbeat {
+        /// The job.
+        job_id: String,
+        /// Who holds the lease.
+        worker: String,
+        /// The lease's fencing token.
+        epoch: u64,
+        /// The new end of the lease (ms since the epoch).
+        deadline_ms: i64,
+    },
+    /// A worker finished a job.
+    JobAcked {
+        /// The job.
+        job_id: String,
+        /// Who held the lease.
+        worker: String,
+        /// The lease's fencing token.
+        epoch: u64,
+    },
+    /// An attempt of a job failed.
+    JobFailed {
+        /// The job.
+        job_id: String,
+        /// Who held the lease.
+        worker: String,
+        /// The lease's fencing token.
+        epoch: u64,
+        /// Which attempt failed.
+        attempt: u32,
+        /// Why.
+        error: String,
+    },
+    /// A failed job was put back in its queue.
+    JobRetried {
+        /// The job.
+        job_id: String,
+        /// The attempt it will make next.
+        next_attempt: u32,
+        /// Not to be leased before this time (backoff; ms since the epoch).
+        run_at_ms: i64,
+    },
+    /// A failed job ran out of attempts and was set aside.
+    JobDeadLettered {
+        /// The job.
+        job_id: String,
+        /// Attempts it made.
+        attempts: u32,
+        /// The last failure.
+        error: String,
+    },
+    /// A lease ran out without an ack; the job is queued again.
+    JobLeaseExpired {
+        /// The job.
+        job_id: String,
+        /// Who held the lease.
+        worker: String,
+        /// The expired lease's fencing token.
+        epoch: u64,
+    },
     /// A supervised actor failed and was restarted (or given up on).
     ActorRestarted {
         /// Name of the actor, e.g. `bulk-scanner`.
@@ -31,4 +287,64 @@ pub enum Event {
         /// stopped restarting this actor.
         gave_up: bool,
     },
+    /// A projection's state was saved, so replay can start after
+    /// `covers_seq` instead of from the first event.
+    SnapshotTaken {
+        /// The projection's name.
+        projection: String,
+        /// The last event the snapshot includes.
+        covers_seq: Seq,
+    },
+}
+
+impl Event {
+    /// Every value [`Event::kind`] can return, for metrics labels and
+    /// queries by kind.
+    pub const KINDS: &'static [&'static str] = &[
+        "run_started",
+        "run_status_changed",
+        "checkpoint",
+        "batch_committed",
+        "key_dirtied",
+        "key_deleted",
+        "key_marked_applied",
+        "key_marked_deleted",
+        "error_recorded",
+        "job_enqueued",
+        "job_leased",
+        "job_heartbeat",
+        "job_acked",
+        "job_failed",
+        "job_retried",
+        "job_dead_lettered",
+        "job_lease_expired",
+        "actor_restarted",
+        "snapshot_taken",
+    ];
+
+    /// The event's kind, stored in the journal's `kind` column so rows can
+    /// be selected without decoding their payload.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::RunStarted { .. } => "run_started",
+            Event::RunStatusChanged { .. } => "run_status_changed",
+            Event::Checkpoint { .. } => "checkpoint",
+            Event::BatchCommitted { .. } => "batch_committed",
+            Event::KeyDirtied { .. } => "key_dirtied",
+            Event::KeyDeleted { .. } => "key_deleted",
+            Event::KeyMarkedApplied { .. } => "key_marked_applied",
+            Event::KeyMarkedDeleted { .. } => "key_marked_deleted",
+            Event::ErrorRecorded { .. } => "error_recorded",
+            Event::JobEnqueued { .. } => "job_enqueued",
+            Event::JobLeased { .. } => "job_leased",
+            Event::JobHeartbeat { .. } => "job_heartbeat",
+            Event::JobAcked { .. } => "job_acked",
+            Event::JobFailed { .. } => "job_failed",
+            Event::JobRetried { .. } => "job_retried",
+            Event::JobDeadLettered { .. } => "job_dead_lettered",
+            Event::JobLeaseExpired { .. } => "job_lease_expired",
+            Event::ActorRestarted { .. } => "actor_restarted",
+            Event::SnapshotTaken { .. } => "snapshot_taken",
+        }
+    }
 }

@@ -12,12 +12,39 @@
 //! callers' work into one SQLite transaction (group commit) and answers each
 //! caller only once that transaction has committed. The keyspace (in
 //! `keyferry-engine`) submits its own work to the same writer so that a data
-//! write and the journal event describing it commit together.
+//! write and the journal event describing it commit together
+//! ([`append_in`]).
+//!
+//! Reads use read-only connections and stream in pages
+//! ([`Journal::read_from`]); a row whose checksum or payload is wrong is
+//! reported with its sequence number, never skipped. [`Projection`]s fold
+//! events into state, and snapshots of that state let a replay after a
+//! restart read only the tail of the journal.
 
+mod append;
+pub mod codec;
 pub mod connection;
+mod error;
 pub mod event;
+mod journal;
+mod migrations;
+mod projection;
+mod read;
 pub mod schema;
+mod snapshot;
+mod summary;
 pub mod writer;
+
+pub use append::append_in;
+pub use connection::Durability;
+pub use error::{JournalError, ReadError, ReplayError, SnapshotError};
+pub use event::{Counters, EVENT_VERSION, Event, RunStatus, Seq, Severity};
+pub use journal::Journal;
+pub use migrations::{COMPONENT, MIGRATIONS};
+pub use projection::{Projection, Replayed};
+pub use read::{Entries, Entry};
+pub use summary::{ActorRestarts, CheckpointSummary, JobCounts, RunSummary, Summary};
+pub use writer::{Pending, WriteError, Writer, WriterConfig, WriterHandle};
 
 /// Milliseconds since the Unix epoch, the journal's and keyspace's clock.
 pub fn now_ms() -> i64 {

@@ -24,7 +24,9 @@ pub struct Migration {
 #[non_exhaustive]
 pub enum SchemaError {
     /// The file was written by a newer keyferry than this one.
-    #[error("{component} schema version {found} is newer than this build supports ({supported}); upgrade keyferry")]
+    #[error(
+        "{component} schema version {found} is newer than this build supports ({supported}); upgrade keyferry"
+    )]
     TooNew {
         /// Component name, e.g. `journal`.
         component: &'static str,
@@ -87,7 +89,11 @@ pub fn migrate(
     .map_err(wrap)?;
     let found = current_version(&tx, component).map_err(wrap)?;
     if found > supported {
-        return Err(SchemaError::TooNew { component, found, supported });
+        return Err(SchemaError::TooNew {
+            component,
+            found,
+            supported,
+        });
     }
     for m in migrations.iter().filter(|m| m.version > found) {
         tx.execute_batch(m.sql).map_err(wrap)?;

@@ -43,7 +43,10 @@ pub struct WriterConfig {
 
 impl Default for WriterConfig {
     fn default() -> Self {
-        Self { max_batch_jobs: 4096, max_batch_duration: Duration::from_millis(20) }
+        Self {
+            max_batch_jobs: 4096,
+            max_batch_duration: Duration::from_millis(20),
+        }
     }
 }
 
@@ -135,18 +138,30 @@ pub struct Pending<R, E> {
 }
 
 impl<R, E> Pending<R, E> {
+    /// A write that failed before it could be submitted (e.g. its input
+    /// did not encode), answered like any other failed write.
+    pub(crate) fn failed(error: E) -> Self {
+        let (tx, rx) = oneshot::channel();
+        let _ = tx.send(Err(WriteError::Op(error)));
+        Pending { rx }
+    }
+
     /// Blocks the current thread until the write committed (or failed).
     ///
     /// Must not be called from inside an async runtime; await instead.
     pub fn wait(self) -> Result<R, WriteError<E>> {
-        self.rx.blocking_recv().unwrap_or(Err(WriteError::WriterGone))
+        self.rx
+            .blocking_recv()
+            .unwrap_or(Err(WriteError::WriterGone))
     }
 }
 
 impl<R, E> Future for Pending<R, E> {
     type Output = Result<R, WriteError<E>>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.rx).poll(cx).map(|r| r.unwrap_or(Err(WriteError::WriterGone)))
+        Pin::new(&mut self.rx)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(WriteError::WriterGone)))
     }
 }
 
@@ -191,7 +206,10 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("keyferry-writer".into())
             .spawn(move || run(conn, rx, config))?;
-        Ok(Self { handle: WriterHandle { tx }, thread: Some(thread) })
+        Ok(Self {
+            handle: WriterHandle { tx },
+            thread: Some(thread),
+        })
     }
 
     /// A handle for submitting work.
@@ -248,7 +266,9 @@ fn run(conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
         let mut delivered = Vec::with_capacity(16);
         let mut shutdown = false;
         delivered.push(run_in_savepoint(&conn, first));
-        while delivered.len() < config.max_batch_jobs && started.elapsed() < config.max_batch_duration {
+        while delivered.len() < config.max_batch_jobs
+            && started.elapsed() < config.max_batch_duration
+        {
             match rx.try_recv() {
                 Ok(Msg::Job(job)) => delivered.push(run_in_savepoint(&conn, job)),
                 Ok(Msg::Shutdown) => {
@@ -270,7 +290,8 @@ fn run(conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
                 Err(Arc::new(e))
             }
         };
-        metrics::histogram!("keyferry_writer_commit_seconds").record(commit_started.elapsed().as_secs_f64());
+        metrics::histogram!("keyferry_writer_commit_seconds")
+            .record(commit_started.elapsed().as_secs_f64());
         metrics::histogram!("keyferry_writer_batch_jobs").record(delivered.len() as f64);
         metrics::counter!("keyferry_writer_transactions_total").increment(1);
         for ran in delivered {
@@ -287,10 +308,17 @@ fn run_in_savepoint(conn: &Connection, job: Job) -> Ran {
     if let Err(e) = conn.execute_batch("SAVEPOINT job") {
         // Without a savepoint the job cannot be isolated: refuse to run it.
         let e = Arc::new(e);
-        return Ran { ok: false, deliver: Box::new(move |_| job.reject(e)) };
+        return Ran {
+            ok: false,
+            deliver: Box::new(move |_| job.reject(e)),
+        };
     }
     let ran = job.run(conn);
-    let end = if ran.ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+    let end = if ran.ok {
+        "RELEASE job"
+    } else {
+        "ROLLBACK TO job; RELEASE job"
+    };
     if let Err(e) = conn.execute_batch(end) {
         tracing::error!(error = %e, "could not end a job savepoint");
     }

@@ -1,1 +1,18 @@
-//! placeholder
+//! Test support for keyferry: real server processes on free loopback ports.
+//!
+//! Every test that needs a source Redis starts a real `redis-server` with
+//! [`RedisServer::start`] — never a mock — and tests of the binary start
+//! `keyferry serve` with [`KeyferryServe::start`]. Each process runs in its
+//! own temporary directory, listens on `127.0.0.1` only, and is killed and
+//! reaped when its guard is dropped, so a failing test leaks nothing.
+//! [`RawClient`] talks to either byte for byte, for differential tests.
+
+mod client;
+mod process;
+mod redis_server;
+mod serve;
+
+pub use client::RawClient;
+pub use process::{free_port, redis_tool};
+pub use redis_server::RedisServer;
+pub use serve::KeyferryServe;

@@ -1,0 +1,67 @@
+//! [`Engine`] opens a database file, and shuts down cleanly enough that the
+//! file reopens with everything committed.
+
+use keyferry_actors::{Durability, Engine, EngineConfig, EngineError};
+use keyferry_journal::{Event, Journal, WriterConfig};
+
+#[tokio::test]
+async fn opens_a_new_file_and_shuts_down_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let engine = Engine::open(EngineConfig {
+        durability: Durability::Full,
+        ..EngineConfig::new(&db)
+    })
+    .await
+    .unwrap();
+    assert!(engine.failed_actors().is_empty());
+    engine.shutdown().await;
+    // SQLite removes the WAL when the last connection to the file closes:
+    // shutdown closed the writer, the sweeper's and the readers'.
+    assert!(db.exists());
+    assert!(
+        !dir.path().join("k.db-wal").exists(),
+        "a connection outlived shutdown"
+    );
+
+    // The file was created with the journal's tables, and nothing holds
+    // it: it reopens, takes writes, and opens as an engine again.
+    let (writer, journal) =
+        Journal::open(&db, Durability::Normal, WriterConfig::default()).unwrap();
+    let event = Event::ActorRestarted {
+        actor: "x".into(),
+        attempt: 1,
+        reason: "r".into(),
+        backoff_ms: 1,
+        gave_up: false,
+    };
+    journal.append(vec![event]).await.unwrap();
+    writer.shutdown();
+    Engine::open(EngineConfig::new(&db))
+        .await
+        .unwrap()
+        .shutdown()
+        .await;
+    assert_eq!(journal.last_seq().unwrap(), 1);
+}
+
+#[tokio::test]
+async fn two_engines_share_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let first = Engine::open(EngineConfig::new(&db)).await.unwrap();
+    let second = Engine::open(EngineConfig::new(&db)).await.unwrap();
+    second.shutdown().await;
+    first.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_unopenable_file_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing_dir = dir.path().join("no/such/dir/k.db");
+    match Engine::open(EngineConfig::new(missing_dir)).await {
+        Err(EngineError::Open(_)) => {}
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("opened a file in a missing directory"),
+    }
+}

@@ -1,0 +1,61 @@
+//! A small pool of read-only connections.
+//!
+//! In WAL mode readers never block the writer or each other, so reads run on
+//! their own connections, opened on demand and kept for reuse (each keeps
+//! its cache of prepared statements warm). The pool never limits how many
+//! readers run at once; it only caps how many idle ones it keeps.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use keyferry_journal::connection::open_ro;
+use rusqlite::Connection;
+
+/// Idle read-only connections to one database file.
+pub(crate) struct ReaderPool {
+    path: PathBuf,
+    max_idle: usize,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl ReaderPool {
+    pub(crate) fn new(path: PathBuf, max_idle: usize) -> Self {
+        Self {
+            path,
+            max_idle,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `f` on an idle connection (or a new one) and keeps the
+    /// connection for reuse afterwards — unless `f` panicked or left a
+    /// transaction open: such a connection is closed, whatever state it was
+    /// left in, rather than handed to the next reader.
+    pub(crate) fn with<R, E>(&self, f: impl FnOnce(&Connection) -> Result<R, E>) -> Result<R, E>
+    where
+        E: From<rusqlite::Error>,
+    {
+        let conn = match self.lock().pop() {
+            Some(conn) => conn,
+            None => open_ro(&self.path)?,
+        };
+        let result = f(&conn);
+        let mut idle = self.lock();
+        if idle.len() < self.max_idle && conn.is_autocommit() {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// Closes every idle connection.
+    pub(crate) fn clear(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Connection>> {
+        // The vector is always valid, even if a holder panicked.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}

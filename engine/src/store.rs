@@ -1,0 +1,262 @@
+//! [`Store`]: the keyspace in one SQLite file, its single writer, its
+//! readers and its sweeper.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use keyferry_journal::connection::{Durability, open_rw};
+use keyferry_journal::schema::migrate;
+use keyferry_journal::{Journal, Writer, WriterConfig};
+
+use crate::clock::Clock;
+use crate::error::{OpenError, StoreError};
+use crate::expiry::{Sweeper, SweeperConfig};
+use crate::pool::ReaderPool;
+use crate::read::View;
+use crate::schema;
+use crate::write::{Shared, Tx, Write};
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Whether each commit is fsynced.
+    pub durability: Durability,
+    /// Group-commit tuning of the writer.
+    pub writer: WriterConfig,
+    /// Active expiry pacing.
+    pub sweeper: SweeperConfig,
+    /// Idle read-only connections kept for reuse.
+    pub max_idle_readers: usize,
+    /// A replaced or deleted collection with more elements than this is
+    /// freed lazily by the sweeper instead of inside the write.
+    pub inline_free_limit: u64,
+    /// How long a staged import may go without an append before it counts
+    /// as abandoned and the sweeper drops it.
+    pub staging_lease: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Normal,
+            writer: WriterConfig::default(),
+            sweeper: SweeperConfig::default(),
+            max_idle_readers: 8,
+            inline_free_limit: 1_000,
+            staging_lease: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The keyspace store. Cheap to clone; clones share one writer, one reader
+/// pool and one sweeper.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+    owner: Arc<Owner>,
+}
+
+/// The parts that own threads and connections; stopped by
+/// [`Store::shutdown`] or when the last clone is dropped.
+struct Owner {
+    path: PathBuf,
+    journal: Journal,
+    readers: ReaderPool,
+    sweeper_config: SweeperConfig,
+    closed: AtomicBool,
+    sweeper: Mutex<Option<Sweeper>>,
+    writer: Mutex<Option<Writer>>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path`: brings the
+    /// journal's and keyspace's tables up to date, starts the process's one
+    /// writer with a journal attached to it, and starts the sweeper.
+    pub fn open(path: &Path, config: StoreConfig) -> Result<Store, OpenError> {
+        let mut conn = open_rw(path, config.durability)?;
+        migrate(
+            &mut conn,
+            keyferry_journal::COMPONENT,
+            keyferry_journal::MIGRATIONS,
+        )?;
+        migrate(&mut conn, schema::COMPONENT, schema::MIGRATIONS)?;
+        let writer = Writer::spawn(conn, config.writer)?;
+        let shared = Arc::new(Shared {
+            writer: writer.handle(),
+            clock: Clock::default(),
+            inline_free_limit: config.inline_free_limit,
+            staging_lease_ms: i64::try_from(config.staging_lease.as_millis()).unwrap_or(i64::MAX),
+        });
+        let sweeper = match config.sweeper.interval {
+            Some(interval) => Some(Sweeper::spawn(
+                Arc::clone(&shared),
+                config.sweeper.clone(),
+                interval,
+            )?),
+            None => None,
+        };
+        let owner = Owner {
+            path: path.to_path_buf(),
+            journal: Journal::attach(path, writer.handle()),
+            readers: ReaderPool::new(path.to_path_buf(), config.max_idle_readers),
+            sweeper_config: config.sweeper,
+            closed: AtomicBool::new(false),
+            sweeper: Mutex::new(sweeper),
+            writer: Mutex::new(Some(writer)),
+        };
+        Ok(Store {
+            shared,
+            owner: Arc::new(owner),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.owner.path
+    }
+
+    /// The journal, appending through this store's writer.
+    pub fn journal(&self) -> &Journal {
+        &self.owner.journal
+    }
+
+    /// Runs `op` in the writer's next transaction (inside its own
+    /// savepoint: returning an error undoes exactly what `op` wrote,
+    /// journal events included). Resolves once committed.
+    ///
+    /// `op` runs on the writer thread: it must not block on other writes,
+    /// nor own the last clone of this `Store` (dropping it there would
+    /// make the writer wait for itself).
+    pub fn write<R, F>(&self, op: F) -> Write<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.shared.write(op)
+    }
+
+    /// Runs `op` on a read-only connection inside one read transaction, so
+    /// all its reads see the same committed state: every write that
+    /// resolved before the call, and nothing uncommitted.
+    pub fn read<R>(
+        &self,
+        op: impl FnOnce(&View<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        if self.owner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        self.owner.readers.with(|conn| {
+            // Cached statements rather than `Connection::transaction`, which
+            // parses `BEGIN` and `ROLLBACK` anew on every read.
+            conn.prepare_cached("BEGIN")?.execute([])?;
+            let result = op(&View::new(conn, self.shared.clock.now()));
+            // Ending the read transaction releases its snapshot, so the WAL
+            // can be checkpointed past it.
+            conn.prepare_cached("COMMIT")?.execute([])?;
+            result
+        })
+    }
+
+    /// Stops the sweeper, commits everything already submitted, and closes
+    /// the writer and the idle readers. Later reads and writes fail with
+    /// [`StoreError::Closed`].
+    pub fn shutdown(&self) {
+        self.owner.shutdown();
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    pub(crate) fn sweeper_config(&self) -> &SweeperConfig {
+        &self.owner.sweeper_config
+    }
+}
+
+impl Owner {
+    fn shutdown(&self) {
+        self.closed.store(true, Ordering::Release);
+        drop(
+            self.sweeper
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        if let Some(writer) = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            writer.shutdown();
+        }
+        self.readers.clear();
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyferry_journal::Event;
+
+    use super::*;
+    use crate::keyvalue::KeyValue;
+    use crate::test_support::{b, db, store};
+
+    #[test]
+    fn data_and_journal_survive_a_reopen() {
+        let (dir, store) = store();
+        let event = Event::BatchCommitted {
+            run_id: "r".into(),
+            db: 0,
+            keys: 1,
+            bytes: 1,
+        };
+        store
+            .import_key(
+                db(5),
+                b("k"),
+                KeyValue::String(b("v")),
+                None,
+                vec![event.clone()],
+            )
+            .wait()
+            .unwrap();
+        store.shutdown();
+        let reopened = Store::open(store.path(), StoreConfig::default()).unwrap();
+        assert_eq!(
+            reopened.read(|v| v.string_get(db(5), b"k")).unwrap(),
+            Some(b("v"))
+        );
+        let logged: Vec<Event> = reopened
+            .journal()
+            .read_from(0)
+            .unwrap()
+            .map(|e| e.unwrap().event)
+            .collect();
+        assert_eq!(logged, vec![event]);
+        reopened.shutdown();
+        drop(dir);
+    }
+
+    #[test]
+    fn a_shut_down_store_refuses_reads_and_writes() {
+        let (_dir, store) = store();
+        store.shutdown();
+        assert!(matches!(
+            store.read(|v| v.string_get(db(0), b"k")),
+            Err(StoreError::Closed)
+        ));
+        let write = store
+            .import_key(db(0), b("k"), KeyValue::String(b("v")), None, vec![])
+            .wait();
+        assert!(matches!(write, Err(StoreError::Closed)));
+    }
+}

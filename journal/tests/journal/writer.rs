@@ -1,0 +1,135 @@
+//! The group-commit writer: batching, isolation of failing and panicking
+//! work, and shutdown.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use keyferry_journal::connection::{open_ro, open_rw};
+use keyferry_journal::{Durability, Pending, WriteError, Writer, WriterConfig};
+use rusqlite::Connection;
+use tempfile::TempDir;
+
+/// A writer on a fresh file with one table `t(job TEXT)`. Batches may stay
+/// open long, so a gated first job cannot split them by time.
+fn writer() -> (TempDir, Writer) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = open_rw(&dir.path().join("w.sqlite"), Durability::Normal).expect("open");
+    conn.execute_batch("CREATE TABLE t (job TEXT NOT NULL)")
+        .expect("table");
+    let config = WriterConfig {
+        max_batch_duration: Duration::from_secs(30),
+        ..WriterConfig::default()
+    };
+    (dir, Writer::spawn(conn, config).expect("spawn"))
+}
+
+fn reader(dir: &TempDir) -> Connection {
+    open_ro(&dir.path().join("w.sqlite")).expect("reader")
+}
+
+fn committed_jobs(dir: &TempDir) -> Vec<String> {
+    let conn = reader(dir);
+    let mut stmt = conn
+        .prepare("SELECT job FROM t ORDER BY rowid")
+        .expect("select");
+    stmt.query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
+fn insert(conn: &Connection, job: &str) -> rusqlite::Result<()> {
+    conn.execute("INSERT INTO t (job) VALUES (?1)", [job])
+        .map(drop)
+}
+
+/// Submits a job that blocks the writer until the returned sender is
+/// dropped or sent to, so the jobs submitted meanwhile queue up behind it
+/// and land in its batch.
+fn gate(writer: &Writer) -> (mpsc::Sender<()>, Pending<(), rusqlite::Error>) {
+    let (open, wait) = mpsc::channel::<()>();
+    let pending = writer.handle().submit(move |conn| {
+        let _ = wait.recv();
+        insert(conn, "gate")
+    });
+    (open, pending)
+}
+
+#[test]
+fn group_commit_puts_queued_callers_in_one_transaction() {
+    let (dir, writer) = writer();
+    let (open, gate) = gate(&writer);
+    let path = dir.path().join("w.sqlite");
+    let second = writer.handle().submit(|conn| insert(conn, "second"));
+    // The last job looks from outside: had the earlier jobs committed on
+    // their own, a reader would see them. It sees nothing, so they are
+    // still in the transaction this job runs in.
+    let last = writer.handle().submit(move |conn| {
+        insert(conn, "last")?;
+        open_ro(&path)?.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0))
+    });
+    open.send(()).expect("release gate");
+    gate.wait().expect("gate");
+    second.wait().expect("second");
+    assert_eq!(
+        last.wait().expect("last"),
+        0,
+        "earlier jobs of the batch were not yet committed"
+    );
+    assert_eq!(committed_jobs(&dir), ["gate", "second", "last"]);
+}
+
+#[test]
+fn failing_job_rolls_back_only_itself() {
+    let (dir, writer) = writer();
+    let (open, gate) = gate(&writer);
+    let failing = writer.handle().submit(|conn| {
+        insert(conn, "failing")?;
+        Err::<(), _>(rusqlite::Error::InvalidQuery)
+    });
+    let after = writer.handle().submit(|conn| insert(conn, "after"));
+    open.send(()).expect("release gate");
+    gate.wait().expect("gate");
+    assert!(matches!(
+        failing.wait(),
+        Err(WriteError::Op(rusqlite::Error::InvalidQuery))
+    ));
+    after.wait().expect("after");
+    assert_eq!(committed_jobs(&dir), ["gate", "after"]);
+}
+
+#[test]
+fn panicking_job_rolls_back_only_itself_and_writer_survives() {
+    let (dir, writer) = writer();
+    let (open, gate) = gate(&writer);
+    let panicking = writer.handle().submit(|conn| -> rusqlite::Result<()> {
+        insert(conn, "panicking")?;
+        panic!("job exploded");
+    });
+    open.send(()).expect("release gate");
+    gate.wait().expect("gate");
+    match panicking.wait() {
+        Err(WriteError::Panicked(message)) => {
+            assert!(message.contains("job exploded"), "{message}")
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    writer
+        .handle()
+        .submit(|conn| insert(conn, "later"))
+        .wait()
+        .expect("writer still serves");
+    assert_eq!(committed_jobs(&dir), ["gate", "later"]);
+}
+
+#[test]
+fn submitting_after_shutdown_fails_with_writer_gone() {
+    let (dir, writer) = writer();
+    let handle = writer.handle();
+    let queued = handle.submit(|conn| insert(conn, "queued"));
+    writer.shutdown();
+    queued.wait().expect("work queued before shutdown commits");
+    let late = handle.submit(|conn| insert(conn, "late"));
+    assert!(matches!(late.wait(), Err(WriteError::WriterGone)));
+    assert_eq!(committed_jobs(&dir), ["queued"]);
+}

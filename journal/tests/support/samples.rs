@@ -1,0 +1,150 @@
+//! Sample events shared by the tests and the fixture generator.
+//!
+//! [`written_by_v1`] is frozen: it is exactly what
+//! `fixtures/journal_v1.sqlite` holds, and the fixture test decodes that
+//! file and compares. When a field is added to an event (with
+//! `#[serde(default)]`), add its default value here; when a new event kind
+//! is added, add a sample to [`every_kind`], not here.
+
+use keyferry_journal::{Counters, Event, RunStatus, Severity};
+
+/// A key no string type could hold: CR LF, NUL and invalid UTF-8.
+pub const BINARY_KEY: &[u8] = b"user:\r\n\0\xff\xfe:1";
+
+/// One event of every kind.
+pub fn every_kind() -> Vec<Event> {
+    written_by_v1()
+}
+
+/// The events of the schema v1 fixture journal, in order.
+pub fn written_by_v1() -> Vec<Event> {
+    let run = || "run-1".to_string();
+    vec![
+        Event::RunStarted {
+            run_id: run(),
+            source: "redis://127.0.0.1:6379/0".into(),
+            destination: "/var/lib/keyferry/data.sqlite".into(),
+        },
+        Event::RunStatusChanged {
+            run_id: run(),
+            status: RunStatus::Paused,
+            reason: Some("operator".into()),
+        },
+        Event::Checkpoint {
+            run_id: run(),
+            source_run_id: "7d0f9b2c".into(),
+            cursor: u64::MAX,
+            counters: Counters {
+                scanned_keys: 10,
+                migrated_keys: 8,
+                skipped_keys: 1,
+                error_keys: 1,
+                migrated_bytes: 4096,
+            },
+        },
+        Event::BatchCommitted {
+            run_id: run(),
+            db: 3,
+            keys: 8,
+            bytes: 4096,
+        },
+        Event::KeyDirtied {
+            run_id: run(),
+            db: 15,
+            key: BINARY_KEY.to_vec(),
+            event: "hset".into(),
+        },
+        Event::KeyDeleted {
+            run_id: run(),
+            db: 0,
+            key: Vec::new(),
+            event: "expired".into(),
+        },
+        Event::KeyMarkedApplied {
+            run_id: run(),
+            db: 15,
+            key: BINARY_KEY.to_vec(),
+            through_seq: 5,
+        },
+        Event::KeyMarkedDeleted {
+            run_id: run(),
+            db: 0,
+            key: Vec::new(),
+            through_seq: 6,
+        },
+        Event::ErrorRecorded {
+            run_id: Some(run()),
+            component: "bulk-scanner".into(),
+            severity: Severity::Error,
+            message: "WRONGTYPE on HSCAN".into(),
+            db: Some(2),
+            key: Some(BINARY_KEY.to_vec()),
+        },
+        Event::ErrorRecorded {
+            run_id: None,
+            component: "tracker".into(),
+            severity: Severity::Warning,
+            message: "reconnected; sweep required".into(),
+            db: None,
+            key: None,
+        },
+        Event::JobEnqueued {
+            job_id: "job-1".into(),
+            queue: "migrate".into(),
+            payload: vec![0, 1, 2, 255],
+            max_attempts: 3,
+            run_at_ms: 1_700_000_000_000,
+        },
+        Event::JobLeased {
+            job_id: "job-1".into(),
+            worker: "w-1".into(),
+            epoch: 1,
+            deadline_ms: 1_700_000_030_000,
+            attempt: 1,
+        },
+        Event::JobHeartbeat {
+            job_id: "job-1".into(),
+            worker: "w-1".into(),
+            epoch: 1,
+            deadline_ms: 1_700_000_060_000,
+        },
+        Event::JobFailed {
+            job_id: "job-1".into(),
+            worker: "w-1".into(),
+            epoch: 1,
+            attempt: 1,
+            error: "connection reset".into(),
+        },
+        Event::JobRetried {
+            job_id: "job-1".into(),
+            next_attempt: 2,
+            run_at_ms: 1_700_000_090_000,
+        },
+        Event::JobLeaseExpired {
+            job_id: "job-2".into(),
+            worker: "w-2".into(),
+            epoch: 4,
+        },
+        Event::JobAcked {
+            job_id: "job-1".into(),
+            worker: "w-1".into(),
+            epoch: 2,
+        },
+        Event::JobDeadLettered {
+            job_id: "job-3".into(),
+            attempts: 3,
+            error: "timeout".into(),
+        },
+        Event::ActorRestarted {
+            actor: "bulk-scanner".into(),
+            attempt: 2,
+            reason: "panicked at 'boom'".into(),
+            backoff_ms: 200,
+            gave_up: false,
+        },
+        Event::SnapshotTaken {
+            projection: "summary".into(),
+            covers_seq: 19,
+        },
+    ]
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The one test command (README "Set up"): installs what the tests need when it
+# is missing, then runs the format check, clippy with warnings denied, and
+# every test of the workspace. CI (.ci/run) calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Tests start a real redis-server on a free loopback port; redis-cli and
+# redis-benchmark are used as real clients.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
+    echo "== installing redis-server and redis-tools (Debian packages)"
+    SUDO=""
+    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+    # The Debian package starts a system redis on 6379; tests never use it.
+    ($SUDO systemctl stop redis-server 2>/dev/null || $SUDO service redis-server stop 2>/dev/null || true) >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked

@@ -1,0 +1,154 @@
+//! `keyferry serve`: opens the engine on a database file and answers Redis
+//! clients on a TCP port until SIGINT or SIGTERM.
+//!
+//! Shutdown is graceful: the listener closes first, every connection
+//! finishes and answers the commands it already read, then the engine stops
+//! its actors and closes the database, and the process exits 0.
+
+mod commands;
+mod connection;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keyferry_actors::{Durability, Engine, EngineConfig, EngineError};
+use metrics_exporter_prometheus::BuildError;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+
+use crate::cli::{DurabilityArg, ServeArgs};
+use crate::shutdown::{Shutdown, ShutdownSignal, trigger_on_signals};
+use crate::telemetry::serve_metrics;
+
+/// How long connections get to finish their in-flight commands once
+/// shutdown starts; the rest are dropped after it.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to pause accepting after `accept` fails (typically out of file
+/// descriptors), instead of spinning on the error.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why `serve` could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The tokio runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] io::Error),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// The SIGINT/SIGTERM handlers could not be installed.
+    #[error("cannot watch for SIGINT and SIGTERM: {0}")]
+    Signals(#[source] io::Error),
+    /// The metrics endpoint could not start.
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why it failed.
+        source: BuildError,
+    },
+    /// The engine could not open the database.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Runs `keyferry serve` to completion on a new multi-threaded runtime.
+pub fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let shutdown = Shutdown::new();
+    let signal = shutdown.signal();
+    trigger_on_signals(shutdown).map_err(ServeError::Signals)?;
+    // Bind before opening the database: a port in use fails fast, without
+    // touching the file.
+    let addr = SocketAddr::new(args.bind, args.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr).map_err(|source| ServeError::Metrics { addr, source })?;
+    }
+    let durability = match args.durability {
+        DurabilityArg::Normal => Durability::Normal,
+        DurabilityArg::Full => Durability::Full,
+    };
+    let engine = Engine::open(EngineConfig {
+        durability,
+        ..EngineConfig::new(&args.db)
+    })
+    .await?;
+    // The bound address, not the requested one: `--port 0` picks a port.
+    let bound = listener.local_addr().unwrap_or(addr);
+    tracing::info!(addr = %bound, db = %args.db.display(), "serving");
+
+    accept_until_shutdown(listener, args.requirepass.map(Arc::from), signal).await;
+    engine.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Accepts connections until `signal` fires, then waits (up to
+/// [`DRAIN_TIMEOUT`]) for the open ones to finish.
+async fn accept_until_shutdown(
+    listener: TcpListener,
+    requirepass: Option<Arc<str>>,
+    mut signal: ShutdownSignal,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = signal.wait() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::debug!(%peer, "client connected");
+                    let session = commands::Session::new(requirepass.clone());
+                    connections.spawn(connection::serve(stream, session, signal.clone()));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            // Reap finished connections so the set does not grow forever.
+            Some(done) = connections.join_next(), if !connections.is_empty() => log_connection_end(done),
+        }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(done) = connections.join_next().await {
+            log_connection_end(done);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "dropping connections that did not finish in time"
+        );
+        connections.abort_all();
+    }
+}
+
+fn log_connection_end(done: Result<io::Result<()>, tokio::task::JoinError>) {
+    match done {
+        Ok(Ok(())) => {}
+        // Resets and broken pipes are the client's business.
+        Ok(Err(e)) => tracing::debug!(error = %e, "connection ended with an error"),
+        Err(e) => tracing::error!(error = %e, "connection task failed"),
+    }
+}

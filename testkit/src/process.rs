@@ -1,0 +1,145 @@
+//! What both server guards share: picking a port, waiting for the first
+//! reply, and reading the process's log when something goes wrong.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a server may take to answer its first PING.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How many ports to try when another process grabs ours between
+/// [`free_port`] and the server's own `bind`.
+const PORT_ATTEMPTS: usize = 5;
+
+/// A running server process, its port, and the directory holding its log.
+pub(crate) struct Started {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// Asks the OS for a loopback port nobody listens on right now.
+///
+/// The port is released before the caller binds it, so another process
+/// may take it in between; the server guards retry on another port when
+/// that happens.
+pub fn free_port() -> u16 {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral loopback port");
+    listener
+        .local_addr()
+        .expect("local address of the ephemeral listener")
+        .port()
+}
+
+/// Starts a server on a free port and waits until it answers.
+///
+/// `command` builds the command line for a port and the log file path in a
+/// fresh temp dir; the command's stdout and stderr go to that log, whose
+/// contents are in the panic message if the server dies or never answers.
+pub(crate) fn start_on_free_port(
+    what: &str,
+    command: impl Fn(u16, &Path, &Path) -> Command,
+) -> Started {
+    let mut last_log = String::new();
+    for _ in 0..PORT_ATTEMPTS {
+        let dir = tempfile::Builder::new()
+            .prefix("keyferry-test-")
+            .tempdir()
+            .expect("create a temp dir for the server");
+        let port = free_port();
+        let log_path = dir.path().join("server.log");
+        let log = std::fs::File::create(&log_path).expect("create the server log");
+        let mut cmd = command(port, dir.path(), &log_path);
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log handle"))
+            .stderr(log);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("could not start {what} ({cmd:?}): {e}"));
+        let mut started = Started { child, port, dir };
+        match wait_ready(&mut started) {
+            Ok(()) => return started,
+            Err(Exited) => {
+                last_log = read_log(started.dir.path());
+                // Lost the race for the port: try another one.
+                if last_log.contains("in use") {
+                    continue;
+                }
+                panic!("{what} exited before answering PING; its log:\n{last_log}");
+            }
+        }
+    }
+    panic!("{what} could not bind a free port in {PORT_ATTEMPTS} attempts; last log:\n{last_log}");
+}
+
+/// The server process exited while we waited for it.
+struct Exited;
+
+/// Polls until the server answers a PING with any reply line (an error
+/// such as `-NOAUTH` also proves it is serving), or panics on timeout.
+fn wait_ready(started: &mut Started) -> Result<(), Exited> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while Instant::now() < deadline {
+        if started
+            .child
+            .try_wait()
+            .expect("poll the server process")
+            .is_some()
+        {
+            return Err(Exited);
+        }
+        if ping(started.port).is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = read_log(started.dir.path());
+    let _ = started.child.kill();
+    let _ = started.child.wait();
+    panic!(
+        "server on port {} did not answer PING within {READY_TIMEOUT:?}; its log:\n{log}",
+        started.port
+    );
+}
+
+/// Sends one PING and returns the first reply line, if any arrived.
+fn ping(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").ok()?;
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    line.ends_with("\r\n").then_some(line)
+}
+
+/// The server's log so far (empty if it cannot be read).
+pub(crate) fn read_log(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("server.log")).unwrap_or_default()
+}
+
+/// The path of a Redis program (`redis-server`, `redis-cli`,
+/// `redis-benchmark`): the first on `PATH`, else `/usr/bin`, where Debian
+/// installs it and which a minimal `PATH` in CI might lack.
+///
+/// # Panics
+/// If it is not installed, saying how to install it.
+pub fn redis_tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("{name} not found on PATH or in /usr/bin: run the README test command; it installs redis-server"))
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        // Kill and reap even when the test panicked, so no server outlives it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
