@@ -1,6 +1,7 @@
 //! Replacing and deleting whole keys, the operations a migration applies.
 
 use keyferry_journal::event::{Event, Seq};
+use keyferry_journal::writer::Isolation;
 
 use crate::db::Db;
 use crate::elements;
@@ -69,7 +70,15 @@ impl Store {
         expire_at_ms: Option<i64>,
         events: Vec<Event>,
     ) -> Write<Vec<Seq>> {
-        self.write(move |tx| {
+        // A string import cannot fail validation once it starts writing (no
+        // score or shape to check), so it skips the per-write savepoint —
+        // the bulk path's hottest case. Collections keep the savepoint: a
+        // NaN score is only found while their elements are inserted.
+        let isolation = match value {
+            KeyValue::String(_) => Isolation::NoneWhenFailureWritesNothing,
+            _ => Isolation::Savepoint,
+        };
+        self.write_with(isolation, move |tx| {
             tx.import_key(db, &key, &value, expire_at_ms)?;
             tx.append_events(&events)
         })

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keyferry_journal::connection::{Durability, open_rw};
 use keyferry_journal::schema::migrate;
-use keyferry_journal::{Journal, Writer, WriterConfig};
+use keyferry_journal::{Isolation, Journal, Writer, WriterConfig};
 
 use crate::clock::Clock;
 use crate::error::{OpenError, StoreError};
@@ -135,6 +135,19 @@ impl Store {
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
         self.shared.write(op)
+    }
+
+    /// Like [`Store::write`] with the job's [`Isolation`] chosen by the
+    /// caller: [`Isolation::NoneWhenFailureWritesNothing`] skips the
+    /// savepoint for an `op` that validates everything before its first
+    /// write (if it breaks that promise, its whole batch fails instead of
+    /// committing half of it).
+    pub fn write_with<R, F>(&self, isolation: Isolation, op: F) -> Write<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.shared.write_with(isolation, op)
     }
 
     /// Runs `op` on a read-only connection inside one read transaction, so

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use keyferry_journal::event::{Event, Seq};
-use keyferry_journal::writer::{Pending, WriterHandle};
+use keyferry_journal::writer::{Isolation, Pending, WriterHandle};
 use rusqlite::Connection;
 
 use crate::clock::Clock;
@@ -34,14 +34,24 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Queues `op` to run in the writer's next transaction.
+    /// Queues `op` to run in the writer's next transaction, inside its own
+    /// savepoint.
     pub(crate) fn write<R, F>(self: &Arc<Self>, op: F) -> Write<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
+        self.write_with(Isolation::Savepoint, op)
+    }
+
+    /// Queues `op` with the given isolation (see [`Isolation`]).
+    pub(crate) fn write_with<R, F>(self: &Arc<Self>, isolation: Isolation, op: F) -> Write<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
         let shared = Arc::clone(self);
-        let pending = self.writer.submit(move |conn| {
+        let pending = self.writer.submit_with(isolation, move |conn| {
             let mut tx = Tx {
                 conn,
                 now: shared.clock.now(),

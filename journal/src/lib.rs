@@ -44,7 +44,7 @@ pub use migrations::{COMPONENT, MIGRATIONS};
 pub use projection::{Projection, Replayed};
 pub use read::{Entries, Entry};
 pub use summary::{ActorRestarts, CheckpointSummary, JobCounts, RunSummary, Summary};
-pub use writer::{Pending, WriteError, Writer, WriterConfig, WriterHandle};
+pub use writer::{Isolation, Pending, WriteError, Writer, WriterConfig, WriterHandle};
 
 /// Milliseconds since the Unix epoch, the journal's and keyspace's clock.
 pub fn now_ms() -> i64 {

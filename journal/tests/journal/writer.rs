@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use keyferry_journal::connection::{open_ro, open_rw};
-use keyferry_journal::{Durability, Pending, WriteError, Writer, WriterConfig};
+use keyferry_journal::{Durability, Isolation, Pending, WriteError, Writer, WriterConfig};
 use rusqlite::Connection;
 use tempfile::TempDir;
 
@@ -132,4 +132,49 @@ fn submitting_after_shutdown_fails_with_writer_gone() {
     let late = handle.submit(|conn| insert(conn, "late"));
     assert!(matches!(late.wait(), Err(WriteError::WriterGone)));
     assert_eq!(committed_jobs(&dir), ["queued"]);
+}
+
+#[test]
+fn unisolated_job_that_fails_before_writing_leaves_its_batch_alone() {
+    let (dir, writer) = writer();
+    let (open, gate) = gate(&writer);
+    let refused = writer
+        .handle()
+        .submit_with(Isolation::NoneWhenFailureWritesNothing, |_conn| {
+            Err::<(), _>(rusqlite::Error::InvalidQuery)
+        });
+    let after = writer
+        .handle()
+        .submit_with(Isolation::NoneWhenFailureWritesNothing, |conn| {
+            insert(conn, "after")
+        });
+    open.send(()).expect("release gate");
+    gate.wait().expect("gate");
+    assert!(matches!(refused.wait(), Err(WriteError::Op(_))));
+    after.wait().expect("after");
+    assert_eq!(committed_jobs(&dir), ["gate", "after"]);
+}
+
+#[test]
+fn unisolated_job_that_fails_after_writing_fails_its_whole_batch() {
+    let (dir, writer) = writer();
+    let (open, gate) = gate(&writer);
+    let broken = writer
+        .handle()
+        .submit_with(Isolation::NoneWhenFailureWritesNothing, |conn| {
+            insert(conn, "half-done")?;
+            Err::<(), _>(rusqlite::Error::InvalidQuery)
+        });
+    open.send(()).expect("release gate");
+    // Nobody in the batch may be told "committed": nothing was.
+    assert!(matches!(gate.wait(), Err(WriteError::Transaction(_))));
+    assert!(matches!(broken.wait(), Err(WriteError::Transaction(_))));
+    assert!(committed_jobs(&dir).is_empty());
+    // The writer carries on with the next batch.
+    writer
+        .handle()
+        .submit(|conn| insert(conn, "next"))
+        .wait()
+        .expect("next");
+    assert_eq!(committed_jobs(&dir), ["next"]);
 }
