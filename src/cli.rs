@@ -19,7 +19,7 @@ pub use migration::{
     PreflightArgs, RunArgs, SetArgs, SourceArgs, StatusArgs, Throttles, TrackerCommand,
     TrackerStartArgs, TrackerStopArgs, TtlMode, VerifyArgs,
 };
-pub use values::SourceUri;
+pub use values::{SourceUri, redact_passwords};
 
 /// keyferry moves a live Redis into SQLite with a write freeze of about a
 /// second, then serves that SQLite file over the Redis protocol.

@@ -6,10 +6,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use keyferry::cli::{Cli, Command};
+use keyferry::cli::{Cli, Command, redact_passwords};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => exit_with_usage_error(&e),
+    };
     keyferry::telemetry::init_logging();
     let name = cli.command.name();
     let result = match cli.command {
@@ -23,4 +26,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Prints clap's message (help, version or a usage error) and exits with
+/// clap's code. clap quotes the offending value back, and a bad `--from`
+/// may carry a password: it is masked before anything reaches the terminal
+/// (argv is already visible in `ps`, scrollback and CI logs need not be).
+fn exit_with_usage_error(error: &clap::Error) -> ! {
+    let rendered = redact_passwords(&error.render().to_string());
+    if error.use_stderr() {
+        eprint!("{rendered}");
+    } else {
+        print!("{rendered}");
+    }
+    std::process::exit(error.exit_code())
 }

@@ -247,3 +247,20 @@ fn serve_reports_a_database_it_cannot_open() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("keyferry serve: cannot open"), "{stderr}");
 }
+
+#[test]
+fn a_rejected_source_uri_never_echoes_its_password() {
+    let out = keyferry(&[
+        "bulk",
+        "--run-id",
+        "r",
+        "--from",
+        "http://admin:hunter2@source.example:6379",
+        "--to",
+        "x.sqlite",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("admin:***@source.example"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

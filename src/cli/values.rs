@@ -126,6 +126,34 @@ fn percent_decode(s: &str) -> Result<String, UriError> {
     String::from_utf8(out).map_err(|_| UriError("the user or password is not UTF-8 once decoded"))
 }
 
+/// Masks the password of every `scheme://user:password@host` in `text` as
+/// `***`, for messages that quote what the user typed.
+pub fn redact_passwords(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        // The URI runs to the next whitespace or quote.
+        let end = tail
+            .find(|c: char| c.is_whitespace() || c == '\'' || c == '"')
+            .unwrap_or(tail.len());
+        let (uri, after) = tail.split_at(end);
+        match (uri.find(':'), uri.rfind('@')) {
+            // `[user:pass@]` is the syntax in our own help text, not a URI.
+            (Some(colon), Some(at)) if colon < at && !uri.starts_with('[') => {
+                out.push_str(&uri[..=colon]);
+                out.push_str("***");
+                out.push_str(&uri[at..]);
+            }
+            _ => out.push_str(uri),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
+}
+
 impl fmt::Display for SourceUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://", if self.tls { "rediss" } else { "redis" })?;
@@ -276,5 +304,14 @@ mod tests {
         assert!(parse_percent("0").is_err() && parse_percent("NaN").is_err());
         assert!(parse_run_id("run_2026_03_03").is_ok());
         assert!(parse_run_id("has space").is_err() && parse_run_id(&"x".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn redact_passwords_masks_every_userinfo_password() {
+        assert_eq!(
+            redact_passwords("bad 'http://u:s3cr@t@h:1' and redis://:pw@h/2 or redis://h:6379"),
+            "bad 'http://u:***@h:1' and redis://:***@h/2 or redis://h:6379"
+        );
+        assert_eq!(redact_passwords("no uri here"), "no uri here");
     }
 }
