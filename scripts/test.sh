@@ -18,6 +18,12 @@ if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; th
     ($SUDO systemctl stop redis-server 2>/dev/null || $SUDO service redis-server stop 2>/dev/null || true) >/dev/null
 fi
 
+# A real client library (redis-py) drives `keyferry serve` end to end.
+if ! python3 -c 'import redis' 2>/dev/null; then
+    echo "== installing redis-py (PyPI)"
+    python3 -m pip install --quiet 'redis>=5,<9'
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

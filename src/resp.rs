@@ -1,17 +1,27 @@
-//! A small RESP2 codec: parses client requests (arrays of bulk strings, and
-//! inline commands) and encodes the few reply types `serve` sends so far.
+//! The request half of RESP: splitting a client's byte stream into
+//! commands. (Replies are [`keyferry_engine::Reply`], which encodes itself
+//! in RESP2 or RESP3.)
 //!
-//! Limits and error texts follow Redis 7.0's `processMultibulkBuffer` and
-//! `processInlineBuffer`, because clients and operators recognise them and
-//! differential tests compare them byte for byte. A protocol error is fatal
-//! for the connection, as in Redis: the server answers it and closes.
+//! Parsing runs in two passes, as in mini-redis: [`check`] walks the
+//! buffer without allocating and says whether a whole request is there and
+//! how long it is; only then [`parse`] copies its arguments out. A large
+//! value arriving over many reads is thus scanned for its header once per
+//! read, never copied until complete.
+//!
+//! Both request forms are accepted: multibulk (`*N` then `$len` strings)
+//! and inline commands (a text line split with Redis's `sdssplitargs`
+//! quoting rules). Limits and error texts follow Redis 7.0's
+//! `processMultibulkBuffer` and `processInlineBuffer`, because clients and
+//! operators recognise them and differential tests compare them byte for
+//! byte. A protocol error is fatal for the connection, as in Redis: the
+//! server answers it and closes.
 
 /// Longest inline command or `*`/`$` header line accepted before its
 /// newline arrives (Redis's `PROTO_INLINE_MAX_SIZE`).
-const INLINE_MAX: usize = 64 * 1024;
+pub const INLINE_MAX: usize = 64 * 1024;
 
-/// Largest bulk string argument (Redis's default `proto-max-bulk-len`).
-const BULK_MAX: i64 = 512 * 1024 * 1024;
+/// Redis's default `proto-max-bulk-len`: the largest bulk argument.
+pub const DEFAULT_MAX_BULK: i64 = 512 * 1024 * 1024;
 
 /// Most arguments, and longest argument, a client that still has to AUTH
 /// may send (Redis's fix for CVE-2021-32675): until it authenticates, a
@@ -20,8 +30,27 @@ const UNAUTHENTICATED_MAX_ARGS: i64 = 10;
 const UNAUTHENTICATED_MAX_BULK: i64 = 16 * 1024;
 
 /// Most arguments pre-allocated from an untrusted `*N` header; longer
-/// commands grow as their arguments actually arrive.
+/// commands grow as their arguments are copied.
 const PREALLOC_MAX: usize = 1024;
+
+/// The limits a request is held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `proto-max-bulk-len`.
+    pub max_bulk: i64,
+    /// True while the server requires a password the client has not given
+    /// yet; such a client is held to much smaller requests.
+    pub unauthenticated: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_bulk: DEFAULT_MAX_BULK,
+            unauthenticated: false,
+        }
+    }
+}
 
 /// A request the client sent that cannot be parsed.
 ///
@@ -35,11 +64,12 @@ impl ProtocolError {
         Self(text.into())
     }
 
-    /// The error reply Redis sends before it closes the connection.
-    pub fn reply(&self) -> Reply {
-        let mut text = b"ERR Protocol error: ".to_vec();
-        text.extend_from_slice(&self.0);
-        Reply::Error(text)
+    /// Appends the error reply Redis sends before it closes the connection
+    /// (identical in RESP2 and RESP3).
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"-ERR Protocol error: ");
+        out.extend_from_slice(&self.0);
+        out.extend_from_slice(b"\r\n");
     }
 }
 
@@ -51,87 +81,85 @@ impl std::fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
-/// One parsed request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
-    /// The command name and its arguments. Empty for input Redis skips (a
-    /// blank inline line, `*0`, `*-1`): there is nothing to run.
-    pub argv: Vec<Vec<u8>>,
-    /// How many bytes of the buffer the request took.
-    pub len: usize,
-}
-
-/// Parses one request from the start of `buf`; `Ok(None)` when `buf` does
-/// not hold a whole request yet. `unauthenticated` is
-/// true while the server requires a password the client has not given yet;
-/// such a client is held to much smaller requests.
-pub fn parse_request(buf: &[u8], unauthenticated: bool) -> Result<Option<Request>, ProtocolError> {
+/// How many bytes the request at the start of `buf` takes: `Ok(None)`
+/// while it is incomplete. Allocates nothing.
+pub fn check(buf: &[u8], limits: Limits) -> Result<Option<usize>, ProtocolError> {
     match buf.first() {
         None => Ok(None),
-        Some(b'*') => parse_multibulk(buf, unauthenticated),
-        Some(_) => parse_inline(buf),
+        Some(b'*') => multibulk(buf, limits, None),
+        Some(_) => Ok(inline_line(buf)?.map(|(_, len)| len)),
     }
 }
 
-/// `*<n>\r\n` followed by `n` times `$<len>\r\n<bytes>\r\n`.
-fn parse_multibulk(buf: &[u8], unauthenticated: bool) -> Result<Option<Request>, ProtocolError> {
+/// The arguments of the request that [`check`] found complete in `buf`
+/// (`buf` may extend past it). Empty for input Redis skips: a blank
+/// inline line, `*0`, `*-1`.
+pub fn parse(buf: &[u8], limits: Limits) -> Result<Vec<Vec<u8>>, ProtocolError> {
+    if buf.first() == Some(&b'*') {
+        let mut args = Vec::new();
+        multibulk(buf, limits, Some(&mut args))?;
+        Ok(args)
+    } else {
+        let (line, _) =
+            inline_line(buf)?.ok_or_else(|| ProtocolError::new("incomplete request"))?;
+        split_args(line).ok_or_else(|| ProtocolError::new("unbalanced quotes in request"))
+    }
+}
+
+/// Walks `*<n>\r\n` followed by `n` times `$<len>\r\n<bytes>\r\n`; copies
+/// the arguments into `args` if given. Checks happen in Redis's order.
+fn multibulk(
+    buf: &[u8],
+    limits: Limits,
+    mut args: Option<&mut Vec<Vec<u8>>>,
+) -> Result<Option<usize>, ProtocolError> {
     let Some((header, mut pos)) = line(buf, 0, "too big mbulk count string")? else {
         return Ok(None);
     };
-    let count = parse_i64(&header[1..])
+    let count = parse_len(&header[1..])
         .filter(|&n| n <= i64::from(i32::MAX))
         .ok_or_else(|| ProtocolError::new("invalid multibulk length"))?;
-    if unauthenticated && count > UNAUTHENTICATED_MAX_ARGS {
+    if limits.unauthenticated && count > UNAUTHENTICATED_MAX_ARGS {
         return Err(ProtocolError::new("unauthenticated multibulk length"));
     }
-    if count <= 0 {
-        return Ok(Some(Request {
-            argv: Vec::new(),
-            len: pos,
-        }));
-    }
     // Bounded by the header check above; usize holds any i32.
-    let count = count as usize;
-    let mut args = Vec::with_capacity(count.min(PREALLOC_MAX));
-    while args.len() < count {
-        let Some(&first) = buf.get(pos) else {
-            return Ok(None);
-        };
-        if first != b'$' {
-            let mut text = b"expected '$', got '".to_vec();
-            text.extend_from_slice(&[first, b'\'']);
-            return Err(ProtocolError::new(text));
-        }
+    let count = count.max(0) as usize;
+    if let Some(args) = args.as_deref_mut() {
+        args.reserve(count.min(PREALLOC_MAX));
+    }
+    for _ in 0..count {
         let Some((header, data_start)) = line(buf, pos, "too big bulk count string")? else {
             return Ok(None);
         };
-        let len = parse_i64(&header[1..])
-            .filter(|&n| (0..=BULK_MAX).contains(&n))
+        if header.first() != Some(&b'$') {
+            let mut text = b"expected '$', got '".to_vec();
+            text.extend_from_slice(&[header.first().copied().unwrap_or(b'\r'), b'\'']);
+            return Err(ProtocolError::new(text));
+        }
+        let len = parse_len(&header[1..])
+            .filter(|&n| (0..=limits.max_bulk).contains(&n))
             .ok_or_else(|| ProtocolError::new("invalid bulk length"))?;
-        if unauthenticated && len > UNAUTHENTICATED_MAX_BULK {
+        if limits.unauthenticated && len > UNAUTHENTICATED_MAX_BULK {
             return Err(ProtocolError::new("unauthenticated bulk length"));
         }
-        // Bounded by BULK_MAX above.
+        // Bounded by max_bulk above.
         let len = len as usize;
         // Redis skips the two bytes after the data without checking them.
         let end = data_start + len + 2;
         if buf.len() < end {
             return Ok(None);
         }
-        args.push(buf[data_start..data_start + len].to_vec());
+        if let Some(args) = args.as_deref_mut() {
+            args.push(buf[data_start..data_start + len].to_vec());
+        }
         pos = end;
     }
-    Ok(Some(Request {
-        argv: args,
-        len: pos,
-    }))
+    Ok(Some(pos))
 }
 
-/// A line of space-separated words ended by `\n` or `\r\n`.
-///
-/// Quoted arguments (`"a b"`, `'x'`, `\xHH` escapes) are not understood
-/// yet: the RESP codec of the `serve` issue adds them.
-fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
+/// The inline line at the start of `buf` without its `\n` or `\r\n`, and
+/// the bytes it takes with its terminator.
+fn inline_line(buf: &[u8]) -> Result<Option<(&[u8], usize)>, ProtocolError> {
     let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
         return if buf.len() > INLINE_MAX {
             Err(ProtocolError::new("too big inline request"))
@@ -139,19 +167,96 @@ fn parse_inline(buf: &[u8]) -> Result<Option<Request>, ProtocolError> {
             Ok(None)
         };
     };
-    let argv = buf[..newline]
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|word| !word.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect();
-    Ok(Some(Request {
-        argv,
-        len: newline + 1,
-    }))
+    let text = &buf[..newline];
+    let text = text.strip_suffix(b"\r").unwrap_or(text);
+    Ok(Some((text, newline + 1)))
 }
 
-/// Finds the `\r\n`-terminated line starting at `start`; returns it
-/// without the terminator, and where the next one starts.
+/// Redis's `sdssplitargs`: words separated by spaces; `"…"` with `\n`,
+/// `\r`, `\t`, `\b`, `\a`, `\xHH` and `\<char>` escapes; `'…'` with only
+/// `\'`; a closing quote must be followed by a space or the end. `None`
+/// for unbalanced quotes. A NUL byte ends the line (it is a C string).
+fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let line = &line[..line.iter().position(|&b| b == 0).unwrap_or(line.len())];
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
+    let at = |i: usize| line.get(i).copied();
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while at(i).is_some_and(is_space) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Some(args);
+        }
+        let mut word = Vec::new();
+        let (mut in_double, mut in_single) = (false, false);
+        loop {
+            let Some(c) = at(i) else {
+                if in_double || in_single {
+                    return None;
+                }
+                break;
+            };
+            if in_double {
+                let hex = |j: usize| at(j).and_then(|b| (b as char).to_digit(16));
+                match (c, at(i + 1)) {
+                    (b'\\', Some(b'x')) if hex(i + 2).is_some() && hex(i + 3).is_some() => {
+                        word.push((hex(i + 2)? * 16 + hex(i + 3)?) as u8);
+                        i += 3;
+                    }
+                    (b'\\', Some(e)) => {
+                        word.push(match e {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            other => other,
+                        });
+                        i += 1;
+                    }
+                    (b'"', next) => {
+                        if next.is_some_and(|n| !is_space(n)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    _ => word.push(c),
+                }
+            } else if in_single {
+                match (c, at(i + 1)) {
+                    (b'\\', Some(b'\'')) => {
+                        word.push(b'\'');
+                        i += 1;
+                    }
+                    (b'\'', next) => {
+                        if next.is_some_and(|n| !is_space(n)) {
+                            return None;
+                        }
+                        i += 1;
+                        break;
+                    }
+                    _ => word.push(c),
+                }
+            } else {
+                match c {
+                    c if is_space(c) => break,
+                    b'"' => in_double = true,
+                    b'\'' => in_single = true,
+                    _ => word.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(word);
+    }
+}
+
+/// Finds the `\r`-terminated line starting at `start` (Redis looks for
+/// `\r`, then needs one more byte for the `\n` it does not check); returns
+/// it without the terminator, and where the next one starts.
 fn line<'a>(
     buf: &'a [u8],
     start: usize,
@@ -166,64 +271,9 @@ fn line<'a>(
     }
 }
 
-/// Parses a decimal integer as strictly as Redis's `string2ll`: an
-/// optional `-`, no `+`, no leading zeros, no spaces.
-fn parse_i64(digits: &[u8]) -> Option<i64> {
-    let body = digits.strip_prefix(b"-").unwrap_or(digits);
-    let canonical = match body {
-        [b'0'] => digits.len() == 1,
-        [b'1'..=b'9', rest @ ..] => rest.iter().all(u8::is_ascii_digit),
-        _ => false,
-    };
-    if !canonical {
-        return None;
-    }
-    std::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-/// A reply to a client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reply {
-    /// `+text` (must not contain `\r` or `\n`).
-    Simple(&'static str),
-    /// `-text`: the text starts with its error code, e.g. `ERR …`. Bytes,
-    /// not a string: errors quote client arguments, which may be any bytes.
-    Error(Vec<u8>),
-    /// `$len` followed by the bytes.
-    Bulk(Vec<u8>),
-}
-
-impl Reply {
-    /// An error reply; `text` starts with its code, e.g. `ERR …`.
-    pub fn error(text: impl Into<Vec<u8>>) -> Self {
-        Reply::Error(text.into())
-    }
-
-    /// Appends the reply's wire form to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Reply::Simple(text) => {
-                out.push(b'+');
-                out.extend_from_slice(text.as_bytes());
-            }
-            Reply::Error(text) => {
-                out.push(b'-');
-                // A newline inside an error would end it early and desync
-                // the client; Redis maps both to spaces too.
-                out.extend(
-                    text.iter()
-                        .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
-                );
-            }
-            Reply::Bulk(bytes) => {
-                out.push(b'$');
-                out.extend_from_slice(bytes.len().to_string().as_bytes());
-                out.extend_from_slice(b"\r\n");
-                out.extend_from_slice(bytes);
-            }
-        }
-        out.extend_from_slice(b"\r\n");
-    }
+/// A length as strict as Redis's `string2ll`.
+fn parse_len(digits: &[u8]) -> Option<i64> {
+    keyferry_engine::command::args::parse_i64(digits).ok()
 }
 
 #[cfg(test)]
@@ -234,16 +284,31 @@ mod tests {
         words.iter().map(|w| w.to_vec()).collect()
     }
 
+    /// A request's arguments and length.
+    type Parsed = (Vec<Vec<u8>>, usize);
+
+    /// Checks then parses the first request of `buf`.
+    fn request(buf: &[u8], limits: Limits) -> Result<Option<Parsed>, ProtocolError> {
+        match check(buf, limits)? {
+            None => Ok(None),
+            Some(len) => Ok(Some((parse(&buf[..len], limits)?, len))),
+        }
+    }
+
+    fn ok(buf: &[u8]) -> Parsed {
+        request(buf, Limits::default()).unwrap().unwrap()
+    }
+
+    fn err(buf: &[u8], limits: Limits) -> ProtocolError {
+        request(buf, limits).unwrap_err()
+    }
+
     #[test]
     fn parses_a_multibulk_with_binary_arguments() {
         let req = b"*3\r\n$3\r\nSET\r\n$4\r\na\r\nb\r\n$3\r\n\0\xff\n\r\n";
-        let parsed = parse_request(req, false).unwrap().unwrap();
         assert_eq!(
-            parsed,
-            Request {
-                argv: args(&[b"SET", b"a\r\nb", b"\0\xff\n"]),
-                len: req.len()
-            }
+            ok(req),
+            (args(&[b"SET", b"a\r\nb", b"\0\xff\n"]), req.len())
         );
     }
 
@@ -251,54 +316,51 @@ mod tests {
     fn waits_for_every_byte_of_a_request() {
         let req = b"*2\r\n$4\r\nPING\r\n$5\r\nhello\r\n";
         for cut in 0..req.len() {
-            assert_eq!(parse_request(&req[..cut], false), Ok(None), "cut at {cut}");
+            assert_eq!(
+                check(&req[..cut], Limits::default()),
+                Ok(None),
+                "cut at {cut}"
+            );
         }
-        assert!(parse_request(req, false).unwrap().is_some());
+        assert_eq!(check(req, Limits::default()), Ok(Some(req.len())));
     }
 
     #[test]
     fn leaves_pipelined_requests_for_the_next_call() {
         let req = b"*1\r\n$4\r\nPING\r\nPING x\r\n";
-        let first = parse_request(req, false).unwrap().unwrap();
-        assert_eq!(first.argv, args(&[b"PING"]));
-        let second = parse_request(&req[first.len..], false).unwrap().unwrap();
-        assert_eq!(
-            second,
-            Request {
-                argv: args(&[b"PING", b"x"]),
-                len: req.len() - first.len
-            }
-        );
+        let (first, len) = ok(req);
+        assert_eq!(first, args(&[b"PING"]));
+        assert_eq!(ok(&req[len..]), (args(&[b"PING", b"x"]), req.len() - len));
     }
 
     #[test]
-    fn inline_commands_split_on_whitespace_and_accept_bare_newlines() {
-        let line = b"  ping\t a  b\r\n";
-        let expected = Request {
-            argv: args(&[b"ping", b"a", b"b"]),
-            len: line.len(),
-        };
-        assert_eq!(parse_request(line, false).unwrap(), Some(expected));
+    fn inline_commands_split_like_sdssplitargs() {
+        assert_eq!(ok(b"  ping\t a  b\r\n").0, args(&[b"ping", b"a", b"b"]));
+        assert_eq!(ok(b"ping\n"), (args(&[b"ping"]), 5));
         assert_eq!(
-            parse_request(b"ping\n", false).unwrap(),
-            Some(Request {
-                argv: args(&[b"ping"]),
-                len: 5
-            })
+            ok(b"set \"a b\\x41\\n\\\"\" 'it\\'s' x\"y z\"\r\n").0,
+            args(&[b"set", b"a bA\n\"", b"it's", b"xy z"])
         );
+        assert_eq!(ok(b"a \"\" ''\r\n").0, args(&[b"a", b"", b""]));
+        assert_eq!(ok(b"a\0b c\r\n").0, args(&[b"a"]));
+        for bad in [
+            &b"a \"b\r\n"[..],
+            b"a 'b\r\n",
+            b"a \"b\"c\r\n",
+            b"a 'b'c\r\n",
+        ] {
+            assert_eq!(
+                err(bad, Limits::default()),
+                ProtocolError::new("unbalanced quotes in request"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
     fn skippable_input_yields_no_arguments() {
         for (req, used) in [(&b"\r\n"[..], 2), (b"*0\r\n", 4), (b"*-1\r\n", 5)] {
-            assert_eq!(
-                parse_request(req, false).unwrap(),
-                Some(Request {
-                    argv: Vec::new(),
-                    len: used
-                }),
-                "{req:?}"
-            );
+            assert_eq!(ok(req), (Vec::new(), used), "{req:?}");
         }
     }
 
@@ -315,65 +377,67 @@ mod tests {
         ];
         for (req, text) in cases {
             assert_eq!(
-                parse_request(req, false),
-                Err(ProtocolError::new(*text)),
+                err(req, Limits::default()),
+                ProtocolError::new(*text),
                 "{req:?}"
             );
         }
+        let small = Limits {
+            max_bulk: 3,
+            ..Limits::default()
+        };
+        assert_eq!(
+            err(b"*1\r\n$4\r\n", small),
+            ProtocolError::new("invalid bulk length")
+        );
     }
 
     #[test]
     fn unauthenticated_clients_send_small_requests_only() {
-        let many = b"*11\r\n";
+        let strict = Limits {
+            unauthenticated: true,
+            ..Limits::default()
+        };
         assert_eq!(
-            parse_request(many, true),
-            Err(ProtocolError::new("unauthenticated multibulk length"))
+            err(b"*11\r\n", strict),
+            ProtocolError::new("unauthenticated multibulk length")
         );
-        assert_eq!(parse_request(many, false), Ok(None));
+        assert_eq!(check(b"*11\r\n", Limits::default()), Ok(None));
         let big = b"*1\r\n$16385\r\n";
         assert_eq!(
-            parse_request(big, true),
-            Err(ProtocolError::new("unauthenticated bulk length"))
+            err(big, strict),
+            ProtocolError::new("unauthenticated bulk length")
         );
-        assert_eq!(parse_request(big, false), Ok(None));
+        assert_eq!(check(big, Limits::default()), Ok(None));
     }
 
     #[test]
     fn unterminated_lines_are_bounded() {
         let long = vec![b'a'; INLINE_MAX + 1];
+        let limits = Limits::default();
         assert_eq!(
-            parse_request(&long, false),
-            Err(ProtocolError::new("too big inline request"))
+            err(&long, limits),
+            ProtocolError::new("too big inline request")
         );
-        assert_eq!(parse_request(&long[..INLINE_MAX], false), Ok(None));
+        assert_eq!(check(&long[..INLINE_MAX], limits), Ok(None));
         let mut header = b"*1".to_vec();
         header.extend(vec![b'1'; INLINE_MAX]);
         assert_eq!(
-            parse_request(&header, false),
-            Err(ProtocolError::new("too big mbulk count string"))
+            err(&header, limits),
+            ProtocolError::new("too big mbulk count string")
         );
         let mut bulk = b"*1\r\n$1".to_vec();
         bulk.extend(vec![b'1'; INLINE_MAX]);
         assert_eq!(
-            parse_request(&bulk, false),
-            Err(ProtocolError::new("too big bulk count string"))
+            err(&bulk, limits),
+            ProtocolError::new("too big bulk count string")
         );
     }
 
     #[test]
     fn protocol_errors_reply_in_redis_words_with_raw_bytes() {
-        let err = parse_request(b"*1\r\n\xff\r\n", false).unwrap_err();
         let mut out = Vec::new();
-        err.reply().encode(&mut out);
+        err(b"*1\r\n\xff\r\n", Limits::default()).encode(&mut out);
         assert_eq!(out, b"-ERR Protocol error: expected '$', got '\xff'\r\n");
-    }
-
-    #[test]
-    fn encodes_replies() {
-        let mut out = Vec::new();
-        Reply::Simple("PONG").encode(&mut out);
-        Reply::error("ERR bad\r\nthing").encode(&mut out);
-        Reply::Bulk(b"a\r\nb".to_vec()).encode(&mut out);
-        assert_eq!(out, b"+PONG\r\n-ERR bad  thing\r\n$4\r\na\r\nb\r\n");
     }
 }

@@ -5,19 +5,27 @@
 //! finishes and answers the commands it already read, then the engine stops
 //! its actors and closes the database, and the process exits 0.
 
+mod checkpoint;
 mod commands;
 mod connection;
+mod pubsub;
+mod session;
+mod state;
+mod transaction;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keyferry_actors::{Durability, Engine, EngineConfig, EngineError};
 use metrics_exporter_prometheus::BuildError;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 
+use self::state::Server;
 use crate::cli::{DurabilityArg, ServeArgs};
 use crate::shutdown::{Shutdown, ShutdownSignal, trigger_on_signals};
 use crate::telemetry::serve_metrics;
@@ -96,7 +104,15 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %bound, db = %args.db.display(), "serving");
 
-    accept_until_shutdown(listener, args.requirepass.map(Arc::from), signal).await;
+    let checkpoints = tokio::spawn(checkpoint::run(args.db.clone(), durability, signal.clone()));
+    let server = Arc::new(Server::new(engine.store().clone(), bound, args.requirepass));
+    accept_until_shutdown(listener, Arc::clone(&server), signal).await;
+    drop(server);
+    // Its connection must close before the engine's, so the last one to
+    // close removes the WAL.
+    if let Err(e) = checkpoints.await {
+        tracing::error!(error = %e, "the WAL checkpoint task failed");
+    }
     engine.shutdown().await;
     tracing::info!("stopped");
     Ok(())
@@ -106,7 +122,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 /// [`DRAIN_TIMEOUT`]) for the open ones to finish.
 async fn accept_until_shutdown(
     listener: TcpListener,
-    requirepass: Option<Arc<str>>,
+    server: Arc<Server>,
     mut signal: ShutdownSignal,
 ) {
     let mut connections = JoinSet::new();
@@ -116,8 +132,12 @@ async fn accept_until_shutdown(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tracing::debug!(%peer, "client connected");
-                    let session = commands::Session::new(requirepass.clone());
-                    connections.spawn(connection::serve(stream, session, signal.clone()));
+                    if server.clients.count() as u64 >= server.config.maxclients.load(Ordering::Relaxed) {
+                        server.clients.rejected.fetch_add(1, Ordering::Relaxed);
+                        connections.spawn(refuse(stream));
+                    } else {
+                        connections.spawn(connection::serve(stream, Arc::clone(&server), signal.clone()));
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -142,6 +162,14 @@ async fn accept_until_shutdown(
         );
         connections.abort_all();
     }
+}
+
+/// Answers a connection over `maxclients` with Redis's error and closes it.
+async fn refuse(mut stream: TcpStream) -> io::Result<()> {
+    stream
+        .write_all(b"-ERR max number of clients reached\r\n")
+        .await?;
+    stream.shutdown().await
 }
 
 fn log_connection_end(done: Result<io::Result<()>, tokio::task::JoinError>) {

@@ -164,7 +164,14 @@ fn requirepass_matches_redis_server_byte_for_byte() {
         (b"PING a b\r\n", 1),
         (b"AUTH wrong\r\n", 1),
         (b"AUTH default wrong\r\n", 1),
+        (b"HELLO 3\r\n", 1),
+        (b"HELLO 3 AUTH default wrong\r\n", 1),
+        (b"CLIENT FOO\r\n", 1),
+        (b"CLIENT SETNAME\r\n", 1),
+        (b"CLIENT ID\r\n", 1),
+        (b"RESET\r\n", 1),
         (b"AUTH sesame\r\nPING\r\n", 2),
+        (b"RESET\r\nPING\r\nAUTH sesame\r\n", 3),
         // Authenticated: requests past the unauthenticated limits are fine.
         (b"*12\r\n$4\r\nnope\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n$1\r\n4\r\n$1\r\n5\r\n$1\r\n6\r\n$1\r\n7\r\n$1\r\n8\r\n$1\r\n9\r\n$1\r\n0\r\n$1\r\n1\r\n", 1),
     ];

@@ -78,6 +78,11 @@ impl Engine {
         }
     }
 
+    /// The keyspace store: what the RESP server runs commands on.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The actors the supervisor gave up restarting (see
     /// [`RestartPolicy`]); empty while everything is healthy.
     pub fn failed_actors(&self) -> Vec<FailedActor> {

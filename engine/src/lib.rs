@@ -15,26 +15,37 @@
 //! - Keys too big for one short transaction are built with a
 //!   [`StagedKey`] and swapped in atomically.
 //!
+//! - Commands ([`command`]) run over a [`View`] or a [`Tx`] and answer a
+//!   [`Reply`], which encodes itself in RESP2 or RESP3 ([`reply`]).
+//!
 //! The table layout is described in `docs/storage.md`.
 
 #![warn(missing_docs)]
 
 mod clock;
+mod collection;
+pub mod command;
 mod db;
 mod elements;
 mod error;
 mod expiry;
+pub mod glob;
 mod hash;
 mod import;
 mod keys;
+mod keyspace;
 mod keyvalue;
 mod list;
+mod long_double;
 mod pool;
 mod read;
+pub mod reply;
+mod scan_cursor;
 pub mod schema;
 mod set;
 mod staged;
 mod store;
+mod string;
 mod trash;
 mod write;
 mod zset;
@@ -42,12 +53,15 @@ mod zset;
 #[cfg(test)]
 mod test_support;
 
+pub use collection::RandomCount;
 pub use db::{Db, InvalidDb};
 pub use error::{OpenError, StoreError};
 pub use expiry::{SweepReport, SweeperConfig};
 pub use keys::KeyMeta;
 pub use keyvalue::{FieldValue, KeyKind, KeyValue, ScoredMember, Side};
 pub use read::View;
+pub use reply::{Protocol, Reply};
+pub use set::SetOp;
 pub use staged::StagedKey;
 pub use store::{Store, StoreConfig};
 pub use write::{Tx, Write};

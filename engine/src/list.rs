@@ -5,7 +5,12 @@
 //! one row and the key's `list_head`/`len` (O(log n)), and `LINDEX i` is one
 //! primary-key lookup, never a scan. Inserting or removing in the middle
 //! shifts the shorter side by one position; see [`shift`] for how that
-//! avoids SQLite's row-by-row UNIQUE check.
+//! avoids SQLite's row-by-row UNIQUE check. `LREM` removes any number of
+//! scattered elements and closes the gaps from the shorter side, one shift
+//! per run of survivors ([`close_gaps`]); `LTRIM` only deletes the ends and
+//! moves the head, so kept elements never move. Searches by value
+//! (`LINSERT`'s pivot, `LREM`, `LPOS`) scan the list in order, as Redis
+//! does.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -176,6 +181,151 @@ impl Tx<'_> {
         Ok(Some(removed))
     }
 
+    /// `LSET`: replaces element `index` (negative counts from the end).
+    /// `Ok(false)` if the list does not exist; [`StoreError::IndexOutOfRange`]
+    /// if it has no such element.
+    pub fn list_set(
+        &mut self,
+        db: Db,
+        key: &[u8],
+        index: i64,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        let Some(meta) = self.lookup_kind_for_write(db, key, KeyKind::List)? else {
+            return Ok(false);
+        };
+        let r = rank(index, meta.len).ok_or(StoreError::IndexOutOfRange)?;
+        self.conn()
+            .prepare_cached("UPDATE lists SET value = ?3 WHERE key_id = ?1 AND pos = ?2")?
+            .execute(params![meta.id, meta.list_head + r as i64, value])?;
+        Ok(true)
+    }
+
+    /// `LINSERT`: inserts `value` before (or after) the first element equal
+    /// to `pivot`. Returns the new length, `Some(-1)` when there is no such
+    /// element, `None` when the list does not exist.
+    pub fn list_insert_at_pivot(
+        &mut self,
+        db: Db,
+        key: &[u8],
+        after: bool,
+        pivot: &[u8],
+        value: &[u8],
+    ) -> Result<Option<i64>, StoreError> {
+        let Some(meta) = self.lookup_kind_for_write(db, key, KeyKind::List)? else {
+            return Ok(None);
+        };
+        let found: Option<i64> = self
+            .conn()
+            .prepare_cached(
+                "SELECT pos FROM lists WHERE key_id = ?1 AND value = ?2 ORDER BY pos LIMIT 1",
+            )?
+            .query_row(params![meta.id, pivot], |r| r.get(0))
+            .optional()?;
+        let Some(pos) = found else {
+            return Ok(Some(-1));
+        };
+        let index = (pos - meta.list_head) as u64 + u64::from(after);
+        let len = self.list_insert(db, key, index, value)?;
+        Ok(len.map(|n| n as i64))
+    }
+
+    /// `LREM`: removes up to `|count|` elements equal to `value`, from the
+    /// head (`count > 0`), the tail (`count < 0`) or all of them (`0`).
+    /// Returns how many were removed; a list left empty is deleted.
+    pub fn list_remove_value(
+        &mut self,
+        db: Db,
+        key: &[u8],
+        count: i64,
+        value: &[u8],
+    ) -> Result<u64, StoreError> {
+        let Some(meta) = self.lookup_kind_for_write(db, key, KeyKind::List)? else {
+            return Ok(0);
+        };
+        let (order, limit) = match count {
+            0 => ("ASC", -1),
+            n if n > 0 => ("ASC", n),
+            n => ("DESC", n.checked_neg().unwrap_or(i64::MAX)),
+        };
+        let sql = format!(
+            "SELECT pos FROM lists WHERE key_id = ?1 AND value = ?2 ORDER BY pos {order} LIMIT ?3"
+        );
+        let mut removed: Vec<i64> = self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_map(params![meta.id, value, limit], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        if removed.is_empty() {
+            return Ok(0);
+        }
+        removed.sort_unstable();
+        let mut delete = self
+            .conn()
+            .prepare_cached("DELETE FROM lists WHERE key_id = ?1 AND pos = ?2")?;
+        for pos in &removed {
+            delete.execute(params![meta.id, pos])?;
+        }
+        let head = close_gaps(self.conn(), &meta, &removed)?;
+        let n = removed.len() as u64;
+        self.resize(&meta, meta.len - n, head)?;
+        Ok(n)
+    }
+
+    /// `LTRIM`: keeps only elements `start..=stop` (Redis indexing); an
+    /// empty range deletes the list. Positions of the kept elements do not
+    /// change, only the head moves.
+    pub fn list_trim(
+        &mut self,
+        db: Db,
+        key: &[u8],
+        start: i64,
+        stop: i64,
+    ) -> Result<(), StoreError> {
+        let Some(meta) = self.lookup_kind_for_write(db, key, KeyKind::List)? else {
+            return Ok(());
+        };
+        let Some((first, count)) = rank_range(start, stop, meta.len) else {
+            self.discard(&meta, self.shared().inline_free_limit)?;
+            return Ok(());
+        };
+        let from = meta.list_head + first as i64;
+        let to = from + count as i64;
+        self.conn()
+            .prepare_cached("DELETE FROM lists WHERE key_id = ?1 AND (pos < ?2 OR pos >= ?3)")?
+            .execute(params![meta.id, from, to])?;
+        self.resize(&meta, count, from)
+    }
+
+    /// `LMOVE`: pops an element at `from` of `src` and pushes it at `to` of
+    /// `dst` (which may be the same list), returning it; `None` when `src`
+    /// does not exist. Both keys are type-checked before anything moves,
+    /// and a one-element list moved onto itself keeps its row (and TTL).
+    pub fn list_move(
+        &mut self,
+        db: Db,
+        src: &[u8],
+        dst: &[u8],
+        from: Side,
+        to: Side,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(meta) = self.lookup_kind_for_write(db, src, KeyKind::List)? else {
+            return Ok(None);
+        };
+        if src == dst {
+            if meta.len == 1 {
+                return self.view().list_index(db, src, 0);
+            }
+        } else {
+            self.lookup_kind_for_write(db, dst, KeyKind::List)?;
+        }
+        let Some(value) = self.list_pop(db, src, from, 1)?.pop() else {
+            return Ok(None);
+        };
+        self.list_push(db, dst, to, std::slice::from_ref(&value))?;
+        Ok(Some(value))
+    }
+
     /// Records a list's new shape, deleting its row once it is empty
     /// (Redis never keeps an empty list).
     fn resize(&self, meta: &KeyMeta, len: u64, head: i64) -> Result<(), StoreError> {
@@ -222,6 +372,35 @@ fn shift(conn: &Connection, id: i64, first: i64, last: i64, delta: i64) -> rusql
     Ok(())
 }
 
+/// Closes the gaps left by deleting the elements at `removed` (ascending
+/// positions) from list `meta`, shifting whichever side is shorter, and
+/// returns the new head.
+fn close_gaps(conn: &Connection, meta: &KeyMeta, removed: &[i64]) -> rusqlite::Result<i64> {
+    let (first, last) = (removed[0], removed[removed.len() - 1]);
+    let tail = meta.list_head + meta.len as i64;
+    let k = removed.len() as i64;
+    if last - meta.list_head < tail - first {
+        // Head side, nearest segment first so each target slot is free:
+        // the run just before removed[i] moves up by k - i.
+        for (i, pos) in removed.iter().enumerate().rev() {
+            let below = if i == 0 {
+                meta.list_head
+            } else {
+                removed[i - 1] + 1
+            };
+            shift(conn, meta.id, below, pos - 1, k - i as i64)?;
+        }
+        Ok(meta.list_head + k)
+    } else {
+        // Tail side: the run just after removed[i] moves down by i + 1.
+        for (i, pos) in removed.iter().enumerate() {
+            let above = removed.get(i + 1).map_or(tail - 1, |next| next - 1);
+            shift(conn, meta.id, pos + 1, above, -(i as i64 + 1))?;
+        }
+        Ok(meta.list_head)
+    }
+}
+
 impl View<'_> {
     /// Element `index` of list `key` (negative counts from the end).
     pub fn list_index(
@@ -264,6 +443,55 @@ impl View<'_> {
             "SELECT value FROM lists WHERE key_id = ?1 AND pos >= ?2 AND pos < ?3 ORDER BY pos",
         )?;
         let rows = stmt.query_map(params![meta.id, from, from + count as i64], |r| r.get(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+impl View<'_> {
+    /// `LPOS`: the indexes of elements equal to `value`. Matching starts
+    /// at the `rank`-th match from the head (`rank > 0`) or the tail
+    /// (`rank < 0`, never 0), returns at most `count` indexes (0: all), and
+    /// compares at most `maxlen` elements from that end (0: all).
+    pub fn list_positions(
+        &self,
+        db: Db,
+        key: &[u8],
+        value: &[u8],
+        rank: i64,
+        count: u64,
+        maxlen: u64,
+    ) -> Result<Vec<u64>, StoreError> {
+        let Some(meta) = self.lookup_kind(db, key, KeyKind::List)? else {
+            return Ok(Vec::new());
+        };
+        let tail = meta.list_head + meta.len as i64;
+        let window = if maxlen == 0 {
+            meta.len
+        } else {
+            maxlen.min(meta.len)
+        } as i64;
+        let sql = if rank > 0 {
+            "SELECT pos FROM lists WHERE key_id = ?1 AND value = ?2 AND pos < ?3
+             ORDER BY pos LIMIT ?4 OFFSET ?5"
+        } else {
+            "SELECT pos FROM lists WHERE key_id = ?1 AND value = ?2 AND pos >= ?3
+             ORDER BY pos DESC LIMIT ?4 OFFSET ?5"
+        };
+        let edge = if rank > 0 {
+            meta.list_head + window
+        } else {
+            tail - window
+        };
+        let limit = if count == 0 {
+            -1
+        } else {
+            i64::try_from(count).unwrap_or(i64::MAX)
+        };
+        let skip = i64::try_from(rank.unsigned_abs() - 1).unwrap_or(i64::MAX);
+        let mut stmt = self.conn().prepare_cached(sql)?;
+        let rows = stmt.query_map(params![meta.id, value, edge, limit, skip], |r| {
+            Ok((r.get::<_, i64>(0)? - meta.list_head) as u64)
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }

@@ -1,77 +1,207 @@
-//! One client connection: read requests, run them, write the replies.
+//! One client connection: a reader that parses and dispatches requests,
+//! and a writer task that sends the replies in order.
+//!
+//! The reader never waits for a write to commit before parsing the next
+//! request: each command's reply goes into an ordered queue either ready
+//! (bytes) or pending (a future resolved by the group-committing writer). The writer task awaits the queue's entries in order,
+//! so replies leave in request order while a pipeline of writes joins one
+//! group commit. Replies that are ready together go out in one `write`.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 
+use keyferry_engine::command::CommandSpec;
+use keyferry_engine::{Protocol, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
 
-use super::commands::Session;
-use crate::resp::parse_request;
+use super::session::{Flow, Session};
+use super::state::Server;
+use crate::resp;
 use crate::shutdown::ShutdownSignal;
 
 /// Bytes reserved for each read.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Serves one client until it disconnects, sends a malformed request, or
-/// shutdown fires.
+/// Replies (and pub/sub messages) that may wait in a connection's queue;
+/// a client pipelining more than this is not read from until some were
+/// sent.
+pub(crate) const QUEUE_DEPTH: usize = 4096;
+
+/// A reply that will resolve later.
+pub(crate) type PendingReply = Pin<Box<dyn Future<Output = Reply> + Send>>;
+
+/// One entry of a connection's outgoing queue.
+pub(crate) enum Outgoing {
+    /// Encoded bytes, ready to send.
+    Bytes(Vec<u8>),
+    /// The reply of a job queued on the writer; it counts as an
+    /// uncommitted write of this client until it resolves.
+    Pending {
+        /// Resolves to the reply.
+        reply: PendingReply,
+        /// The protocol to encode it in.
+        protocol: Protocol,
+        /// The command, for its failure counter.
+        spec: &'static CommandSpec,
+    },
+    /// Send everything before it, then close.
+    Close,
+}
+
+/// Serves one client until it disconnects, sends a malformed request, is
+/// killed, or shutdown fires.
 ///
-/// Every complete request in a read is run and all their replies go out in
-/// one write, so pipelined commands cost one round of syscalls. Shutdown is
-/// only checked while waiting for input: commands already read are always
-/// answered.
+/// Shutdown is only checked while waiting for input: commands already read
+/// are always answered.
 pub(super) async fn serve(
-    mut stream: TcpStream,
-    mut session: Session,
+    stream: TcpStream,
+    server: Arc<Server>,
     mut shutdown: ShutdownSignal,
 ) -> io::Result<()> {
     let _connected = ConnectedGauge::increment();
     // Replies are written whole; Nagle would only delay them.
     stream.set_nodelay(true)?;
+    let (addr, laddr) = (stream.peer_addr()?, stream.local_addr()?);
+    let (mut read_half, write_half) = stream.into_split();
+    let client = server.clients.register(addr, laddr);
+    let (out, queue) = mpsc::channel(QUEUE_DEPTH);
+    let committed = Arc::new(AtomicU64::new(0));
+    let sender = tokio::spawn(send_replies(
+        write_half,
+        queue,
+        Arc::clone(&committed),
+        Arc::clone(&server),
+    ));
+    let mut session = Session::new(Arc::clone(&server), Arc::clone(&client), out, committed);
+
     let mut input = Vec::with_capacity(READ_CHUNK);
-    let mut output = Vec::new();
-    loop {
-        input.reserve(READ_CHUNK);
-        tokio::select! {
-            biased;
-            _ = shutdown.wait() => return Ok(()),
-            read = stream.read_buf(&mut input) => {
-                if read? == 0 {
-                    return Ok(());
+    let result = async {
+        loop {
+            input.reserve(READ_CHUNK);
+            tokio::select! {
+                biased;
+                _ = shutdown.wait() => return Ok(()),
+                _ = client.killed() => return Ok(()),
+                read = read_half.read_buf(&mut input) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
                 }
             }
+            if run_complete_requests(&mut session, &mut input).await == Flow::Close {
+                return Ok(());
+            }
+            let limit = server.config.query_buffer_limit.load(Ordering::Relaxed);
+            if input.len() as u64 > limit {
+                tracing::warn!(
+                    client = client.id,
+                    "closing a client that reached client-query-buffer-limit"
+                );
+                return Ok(());
+            }
         }
-        let close = run_complete_requests(&mut session, &mut input, &mut output);
-        stream.write_all(&output).await?;
-        output.clear();
-        if close {
-            return Ok(());
-        }
+    }
+    .await;
+    // Dropping the session closes the queue: the sender task drains it.
+    drop(session);
+    server.clients.unregister(client.id);
+    match sender.await {
+        Ok(sent) => result.and(sent),
+        Err(e) => Err(io::Error::other(e)),
     }
 }
 
-/// Runs every complete request at the start of `input`, removes them, and
-/// appends their replies to `output`. Returns true when the connection must
-/// close after the replies are sent (a protocol error, as in Redis).
-fn run_complete_requests(session: &mut Session, input: &mut Vec<u8>, output: &mut Vec<u8>) -> bool {
+/// Runs every complete request at the start of `input` and removes them.
+async fn run_complete_requests(session: &mut Session, input: &mut Vec<u8>) -> Flow {
     let mut used = 0;
-    let close = loop {
-        match parse_request(&input[used..], session.must_authenticate()) {
-            Ok(Some(request)) => {
-                used += request.len;
-                if !request.argv.is_empty() {
-                    session.execute(&request.argv).encode(output);
+    let flow = loop {
+        let limits = session.limits();
+        let request = resp::check(&input[used..], limits).and_then(|len| {
+            len.map(|len| resp::parse(&input[used..used + len], limits).map(|argv| (argv, len)))
+                .transpose()
+        });
+        match request {
+            Ok(Some((argv, len))) => {
+                used += len;
+                if !argv.is_empty() && session.handle(argv).await == Flow::Close {
+                    break Flow::Close;
                 }
             }
-            Ok(None) => break false,
+            Ok(None) => break Flow::Continue,
             Err(e) => {
                 tracing::debug!(error = %e, "closing a connection after a protocol error");
-                e.reply().encode(output);
-                break true;
+                let mut out = Vec::new();
+                e.encode(&mut out);
+                session.send(Outgoing::Bytes(out)).await;
+                session.send(Outgoing::Close).await;
+                break Flow::Close;
             }
         }
     };
     input.drain(..used);
-    close
+    flow
+}
+
+/// Sends the queue's replies in order until it closes or says `Close`.
+async fn send_replies(
+    mut socket: OwnedWriteHalf,
+    mut queue: mpsc::Receiver<Outgoing>,
+    committed: Arc<AtomicU64>,
+    server: Arc<Server>,
+) -> io::Result<()> {
+    let mut out = Vec::new();
+    loop {
+        let item = match queue.try_recv() {
+            Ok(item) => item,
+            Err(_) => {
+                if !out.is_empty() {
+                    socket.write_all(&out).await?;
+                    out.clear();
+                }
+                match queue.recv().await {
+                    Some(item) => item,
+                    None => break,
+                }
+            }
+        };
+        match item {
+            Outgoing::Bytes(bytes) => out.extend_from_slice(&bytes),
+            Outgoing::Pending {
+                mut reply,
+                protocol,
+                spec,
+            } => {
+                // Replies already resolved join the batch; only a reply
+                // that must really wait flushes what is ready before it.
+                let reply =
+                    match std::future::poll_fn(|cx| Poll::Ready(reply.as_mut().poll(cx))).await {
+                        Poll::Ready(reply) => reply,
+                        Poll::Pending => {
+                            if !out.is_empty() {
+                                socket.write_all(&out).await?;
+                                out.clear();
+                            }
+                            reply.await
+                        }
+                    };
+                committed.fetch_add(1, Ordering::Release);
+                if reply.is_error() {
+                    server.stats.of(spec).failed.fetch_add(1, Ordering::Relaxed);
+                }
+                reply.encode(protocol, &mut out);
+            }
+            Outgoing::Close => break,
+        }
+    }
+    socket.write_all(&out).await?;
+    socket.shutdown().await
 }
 
 /// Counts the connection in `keyferry_connected_clients` while it lives.
@@ -87,35 +217,5 @@ impl ConnectedGauge {
 impl Drop for ConnectedGauge {
     fn drop(&mut self) {
         metrics::gauge!("keyferry_connected_clients").decrement(1.0);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(input: &[u8]) -> (Vec<u8>, Vec<u8>, bool) {
-        let (mut input, mut output) = (input.to_vec(), Vec::new());
-        let close = run_complete_requests(&mut Session::new(None), &mut input, &mut output);
-        (output, input, close)
-    }
-
-    #[test]
-    fn answers_pipelined_requests_in_order_and_keeps_a_partial_one() {
-        let (output, rest, close) =
-            run(b"PING\r\n*2\r\n$4\r\nPING\r\n$2\r\nhi\r\n\r\n*1\r\n$4\r\nPI");
-        assert_eq!(output, b"+PONG\r\n$2\r\nhi\r\n");
-        assert_eq!(rest, b"*1\r\n$4\r\nPI");
-        assert!(!close);
-    }
-
-    #[test]
-    fn answers_what_came_before_a_protocol_error_then_closes() {
-        let (output, _, close) = run(b"PING\r\n*1\r\nx\r\nPING\r\n");
-        assert_eq!(
-            output,
-            b"+PONG\r\n-ERR Protocol error: expected '$', got 'x'\r\n"
-        );
-        assert!(close);
     }
 }

@@ -5,14 +5,17 @@
 //! `keyferry serve` with [`KeyferryServe::start`]. Each process runs in its
 //! own temporary directory, listens on `127.0.0.1` only, and is killed and
 //! reaped when its guard is dropped, so a failing test leaks nothing.
-//! [`RawClient`] talks to either byte for byte, for differential tests.
+//! [`RawClient`] talks to either byte for byte, and [`Differ`] runs
+//! differential tests: the same commands to both, replies compared.
 
 mod client;
+mod diff;
 mod process;
 mod redis_server;
 mod serve;
 
 pub use client::RawClient;
+pub use diff::Differ;
 pub use process::{free_port, redis_tool};
 pub use redis_server::RedisServer;
 pub use serve::KeyferryServe;

@@ -171,3 +171,181 @@ fn out_of_range_and_wrong_type_are_errors() {
         "a failed push changes nothing"
     );
 }
+
+#[test]
+fn lrem_closes_gaps_from_either_side_like_a_model() {
+    // Values drawn from a tiny alphabet so every LREM finds several
+    // matches scattered through the list, near both ends.
+    let (_dir, store) = store();
+    let mut model: Vec<Vec<u8>> = Vec::new();
+    let mut seed: u64 = 7;
+    let mut next = |bound: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % bound
+    };
+    for step in 0..200 {
+        if model.len() < 8 || next(3) > 0 {
+            let value = b(&format!("{}", next(3)));
+            let side = if next(2) == 0 {
+                Side::Left
+            } else {
+                Side::Right
+            };
+            match side {
+                Side::Left => model.insert(0, value.clone()),
+                Side::Right => model.push(value.clone()),
+            }
+            store
+                .list_push(db(0), b("l"), side, vec![value])
+                .wait()
+                .unwrap();
+            continue;
+        }
+        let value = b(&format!("{}", next(3)));
+        let count = next(5) as i64 - 2;
+        let matches: Vec<usize> = (0..model.len()).filter(|&i| model[i] == value).collect();
+        let take = if count == 0 {
+            matches.len()
+        } else {
+            (count.unsigned_abs() as usize).min(matches.len())
+        };
+        let doomed: Vec<usize> = if count >= 0 {
+            matches[..take].to_vec()
+        } else {
+            matches[matches.len() - take..].to_vec()
+        };
+        for i in doomed.iter().rev() {
+            model.remove(*i);
+        }
+        let v = value.clone();
+        let removed = store
+            .write(move |tx| tx.list_remove_value(db(0), b"l", count, &v))
+            .wait()
+            .unwrap();
+        assert_eq!(removed as usize, take, "step {step}");
+        assert_eq!(list_all(&store, db(0), b"l"), model, "after step {step}");
+        assert_eq!(
+            store
+                .read(|v| v.len(db(0), b"l", crate::keyvalue::KeyKind::List))
+                .unwrap(),
+            model.len() as u64
+        );
+    }
+}
+
+#[test]
+fn set_insert_at_pivot_trim_and_positions() {
+    let (_dir, store) = store();
+    push(&store, Side::Right, &["a", "b", "c", "b", "d"]);
+    let set = |index, value: &'static str| {
+        store
+            .write(move |tx| tx.list_set(db(0), b"l", index, value.as_bytes()))
+            .wait()
+    };
+    assert!(set(-1, "e").unwrap());
+    assert!(matches!(set(5, "x"), Err(StoreError::IndexOutOfRange)));
+    assert!(
+        !store
+            .write(|tx| tx.list_set(db(0), b"none", 0, b"x"))
+            .wait()
+            .unwrap()
+    );
+    let insert = |after, pivot: &'static str| {
+        store
+            .write(move |tx| tx.list_insert_at_pivot(db(0), b"l", after, pivot.as_bytes(), b"N"))
+            .wait()
+            .unwrap()
+    };
+    assert_eq!(insert(false, "b"), Some(6));
+    assert_eq!(insert(true, "e"), Some(7));
+    assert_eq!(insert(true, "zz"), Some(-1));
+    assert_eq!(
+        list_all(&store, db(0), b"l"),
+        ["a", "N", "b", "c", "b", "e", "N"].map(b)
+    );
+    let pos = |value: &str, rank, count, maxlen| {
+        store
+            .read(|v| v.list_positions(db(0), b"l", value.as_bytes(), rank, count, maxlen))
+            .unwrap()
+    };
+    assert_eq!(pos("b", 1, 0, 0), vec![2, 4]);
+    assert_eq!(pos("b", -1, 1, 0), vec![4]);
+    assert_eq!(pos("N", -2, 0, 0), vec![1]);
+    assert_eq!(pos("b", 1, 0, 3), vec![2]);
+    assert_eq!(pos("N", -1, 0, 2), vec![6]);
+    assert_eq!(pos("b", 3, 0, 0), Vec::<u64>::new());
+
+    store
+        .write(|tx| tx.list_trim(db(0), b"l", 1, -2))
+        .wait()
+        .unwrap();
+    assert_eq!(
+        list_all(&store, db(0), b"l"),
+        ["N", "b", "c", "b", "e"].map(b)
+    );
+    assert_eq!(
+        store.read(|v| v.list_index(db(0), b"l", 0)).unwrap(),
+        Some(b("N"))
+    );
+    store
+        .write(|tx| tx.list_trim(db(0), b"l", 3, 1))
+        .wait()
+        .unwrap();
+    assert_eq!(
+        store.read(|v| v.lookup(db(0), b"l")).unwrap(),
+        None,
+        "empty trim deletes"
+    );
+}
+
+#[test]
+fn lmove_between_and_within_lists() {
+    let (_dir, store) = store();
+    push(&store, Side::Right, &["a", "b", "c"]);
+    let lmove = |src: &'static str, dst: &'static str, from, to| {
+        store
+            .write(move |tx| tx.list_move(db(0), src.as_bytes(), dst.as_bytes(), from, to))
+            .wait()
+    };
+    assert_eq!(
+        lmove("l", "l", Side::Left, Side::Right).unwrap(),
+        Some(b("a"))
+    );
+    assert_eq!(list_all(&store, db(0), b"l"), ["b", "c", "a"].map(b));
+    assert_eq!(
+        lmove("l", "m", Side::Right, Side::Left).unwrap(),
+        Some(b("a"))
+    );
+    assert_eq!(
+        lmove("l", "m", Side::Left, Side::Right).unwrap(),
+        Some(b("b"))
+    );
+    assert_eq!(list_all(&store, db(0), b"m"), ["a", "b"].map(b));
+    assert_eq!(
+        lmove("l", "l", Side::Right, Side::Left).unwrap(),
+        Some(b("c")),
+        "one element onto itself"
+    );
+    assert_eq!(list_all(&store, db(0), b"l"), [b("c")]);
+    assert_eq!(lmove("none", "l", Side::Left, Side::Left).unwrap(), None);
+    store
+        .import_key(db(0), b("s"), KeyValue::String(b("v")), None, vec![])
+        .wait()
+        .unwrap();
+    assert!(matches!(
+        lmove("l", "s", Side::Left, Side::Left),
+        Err(StoreError::WrongType)
+    ));
+    assert_eq!(
+        list_all(&store, db(0), b"l"),
+        [b("c")],
+        "nothing moved on WRONGTYPE"
+    );
+    assert_eq!(
+        lmove("none", "s", Side::Left, Side::Left).unwrap(),
+        None,
+        "a missing source wins"
+    );
+}

@@ -1,0 +1,258 @@
+//! `MULTI`/`EXEC` and `WATCH`.
+//!
+//! `EXEC` submits one job to the group-committing writer that runs every
+//! queued command in order, each in its own nested savepoint
+//! ([`keyferry_engine::command::run_write`]): the block is atomic (one
+//! SQLite transaction, nothing else interleaves on the single writer) and a
+//! failing command undoes only itself, as in Redis. Queued reads run on the
+//! writer's transaction, so they see the block's own writes.
+//!
+//! `WATCH` detects modifications with versions rather than by comparing
+//! values:
+//! - Every write command this process runs (on the writer thread) bumps a
+//!   version of each key it names, if it changed any row and someone
+//!   watches the key ([`Watches::touch`]). `FLUSHDB` bumps every watched
+//!   key of its database; `FLUSHALL` and `SWAPDB` every watched key;
+//!   `MOVE`/`COPY` the key in every database; commands whose keys move with
+//!   their arguments (`movablekeys`) treat every argument as a key. This
+//!   may abort an `EXEC` Redis would run (a command that changed another
+//!   of its keys), never the reverse.
+//! - A key that was live at `WATCH` time and has expired by `EXEC` aborts
+//!   it (Redis 7.0 does the same), whether or not the sweeper removed it.
+//! - Writes by other processes sharing the file are invisible to those
+//!   versions: `PRAGMA data_version` on the writer's connection changes
+//!   exactly when another connection commits, so any such commit between
+//!   `WATCH` and `EXEC` aborts the `EXEC` (conservatively).
+//!
+//! `WATCH`, `UNWATCH` and `EXEC` all run as writer jobs, so they are
+//! ordered with the client's pipelined writes and with every other
+//! client's writes without any further locking.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, run_write};
+use keyferry_engine::{Db, Reply, StoreError, Tx};
+
+use super::state::lock;
+
+/// The modification versions of watched keys, shared by all clients.
+#[derive(Default)]
+pub(crate) struct Watches {
+    /// How many (db, key) entries exist: writes skip the map while 0.
+    entries: AtomicUsize,
+    keys: Mutex<HashMap<(Db, Vec<u8>), Entry>>,
+}
+
+struct Entry {
+    watchers: usize,
+    version: u64,
+}
+
+impl Watches {
+    /// Starts watching `key`; returns its current version.
+    fn watch(&self, db: Db, key: &[u8]) -> u64 {
+        let mut keys = lock(&self.keys);
+        let entry = keys.entry((db, key.to_vec())).or_insert_with(|| {
+            self.entries.fetch_add(1, Ordering::Relaxed);
+            Entry {
+                watchers: 0,
+                version: 0,
+            }
+        });
+        entry.watchers += 1;
+        entry.version
+    }
+
+    fn version(&self, db: Db, key: &[u8]) -> u64 {
+        lock(&self.keys)
+            .get(&(db, key.to_vec()))
+            .map_or(0, |e| e.version)
+    }
+
+    fn unwatch(&self, db: Db, key: Vec<u8>) {
+        let mut keys = lock(&self.keys);
+        let id = (db, key);
+        if let Some(entry) = keys.get_mut(&id) {
+            entry.watchers -= 1;
+            if entry.watchers == 0 {
+                keys.remove(&id);
+                self.entries.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Records that write command `spec` with `argv`, run in `db`, changed
+    /// the keyspace (see the module docs for which keys count).
+    pub(crate) fn touch(&self, spec: &CommandSpec, db: Db, argv: &[Vec<u8>]) {
+        if self.entries.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut keys = lock(&self.keys);
+        let mut bump = |keep: &dyn Fn(Db, &[u8]) -> bool| {
+            for ((d, k), entry) in keys.iter_mut() {
+                if keep(*d, k) {
+                    entry.version += 1;
+                }
+            }
+        };
+        match spec.name {
+            "flushall" | "swapdb" => bump(&|_, _| true),
+            "flushdb" => bump(&|d, _| d == db),
+            "move" | "copy" => {
+                let named = spec.keys(argv);
+                bump(&|_, k| named.contains(&k));
+            }
+            _ if spec.has_flag("movablekeys") => {
+                bump(&|d, k| d == db && argv[1..].iter().any(|a| a == k))
+            }
+            _ => {
+                let named = spec.keys(argv);
+                bump(&|d, k| d == db && named.contains(&k));
+            }
+        }
+    }
+}
+
+/// One client's watched keys. Only touched by writer jobs (and dropped
+/// with the session), so it is always consistent with the order of the
+/// client's commands.
+pub(crate) struct WatchSet {
+    watches: Arc<Watches>,
+    keys: Vec<Watched>,
+    /// The writer connection's `PRAGMA data_version` at the first `WATCH`.
+    data_version: Option<i64>,
+}
+
+struct Watched {
+    db: Db,
+    key: Vec<u8>,
+    version: u64,
+    /// The key's expiry if it was live and volatile when watched.
+    expire_at_ms: Option<i64>,
+}
+
+impl WatchSet {
+    /// An empty set over the server's versions.
+    pub(crate) fn new(watches: Arc<Watches>) -> Self {
+        Self {
+            watches,
+            keys: Vec::new(),
+            data_version: None,
+        }
+    }
+
+    /// `WATCH key…` in `db`, run on the writer.
+    pub(crate) fn add(&mut self, tx: &Tx<'_>, db: Db, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        if self.data_version.is_none() {
+            self.data_version = Some(data_version(tx)?);
+        }
+        let view = tx.view();
+        for key in keys {
+            let expire_at_ms = view.lookup(db, key)?.and_then(|m| m.expire_at_ms());
+            let version = self.watches.watch(db, key);
+            self.keys.push(Watched {
+                db,
+                key: key.clone(),
+                version,
+                expire_at_ms,
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether a watched key was modified (or expired), or another process
+    /// committed, since `WATCH`.
+    fn is_dirty(&self, tx: &Tx<'_>) -> Result<bool, StoreError> {
+        if let Some(seen) = self.data_version
+            && seen != data_version(tx)?
+        {
+            return Ok(true);
+        }
+        Ok(self.keys.iter().any(|w| {
+            self.watches.version(w.db, &w.key) != w.version
+                || w.expire_at_ms.is_some_and(|at| at <= tx.now())
+        }))
+    }
+
+    /// `UNWATCH`: forgets every key.
+    pub(crate) fn clear(&mut self) {
+        for w in self.keys.drain(..) {
+            self.watches.unwatch(w.db, w.key);
+        }
+        self.data_version = None;
+    }
+}
+
+impl Drop for WatchSet {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+fn data_version(tx: &Tx<'_>) -> Result<i64, StoreError> {
+    Ok(tx
+        .conn()
+        .prepare_cached("PRAGMA data_version")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// One command of an `EXEC` block.
+pub(crate) enum Step {
+    /// Already answered when `EXEC` was dispatched (a server command, such
+    /// as `PING` or `SELECT`, that does not touch the keyspace).
+    Done(Reply),
+    /// A keyspace command to run in the block's transaction.
+    Run(&'static CommandSpec, CommandCtx, Vec<Vec<u8>>),
+}
+
+/// Runs a keyspace command inside the writer's transaction: a read over
+/// the transaction's view, a write in its own savepoint (bumping the
+/// versions of the keys it changed).
+pub(crate) fn run_command(
+    spec: &CommandSpec,
+    tx: &mut Tx<'_>,
+    ctx: &CommandCtx,
+    argv: &[Vec<u8>],
+    watches: &Watches,
+) -> Reply {
+    match spec.exec {
+        Exec::Read(read) => read(&tx.view(), ctx, argv),
+        Exec::Write(write) => {
+            let (reply, changed) = run_write(write, tx, ctx, argv);
+            if changed {
+                watches.touch(spec, ctx.db, argv);
+            }
+            reply
+        }
+        Exec::Server => Reply::error(format!("ERR '{}' cannot run in the keyspace", spec.name)),
+    }
+}
+
+/// The writer job of `EXEC`: aborts (null reply) if a watched key changed,
+/// otherwise runs `steps` and answers their replies as one array.
+pub(crate) fn exec(
+    tx: &mut Tx<'_>,
+    steps: Vec<Step>,
+    watch: &Mutex<WatchSet>,
+    watches: &Watches,
+) -> Result<Reply, StoreError> {
+    let dirty = {
+        let mut set = lock(watch);
+        let dirty = set.is_dirty(tx)?;
+        set.clear();
+        dirty
+    };
+    if dirty {
+        return Ok(Reply::NullArray);
+    }
+    let replies = steps
+        .into_iter()
+        .map(|step| match step {
+            Step::Done(reply) => reply,
+            Step::Run(spec, ctx, argv) => run_command(spec, tx, &ctx, &argv, watches),
+        })
+        .collect();
+    Ok(Reply::Array(replies))
+}
