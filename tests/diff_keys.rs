@@ -542,3 +542,87 @@ fn seeded_random_mix_of_key_and_string_commands() {
         }
     }
 }
+
+/// `SCAN`, `HSCAN`, `SSCAN` and `ZSCAN` cursors are read as C's `strtoul`
+/// over the whole argument (nothing, a sign, wrapping negatives, no
+/// spaces, no overflow), and their options alike (`TYPE` only for
+/// `SCAN`). Valid cursors give pages that Redis leaves unspecified, so
+/// each reply is reduced to its error, or "valid".
+#[test]
+fn scan_cursors_and_options_parse_alike_in_every_scan() {
+    let mut d = differ();
+    d.check_all(&[
+        &["SET", "s", "v"],
+        &["HSET", "h", "f", "v"],
+        &["SADD", "set", "m"],
+        &["ZADD", "z", "1", "m"],
+    ]);
+    let cursors: &[&[u8]] = &[
+        b"",
+        b"0",
+        b"+0",
+        b"-0",
+        b"7",
+        b"-1",
+        b" 0",
+        b"0 ",
+        b"\t0",
+        b"abc",
+        b"1x",
+        b"1.0",
+        b"-",
+        b"+",
+        b"0x10",
+        b"18446744073709551615",
+        b"18446744073709551616",
+        b"-18446744073709551615",
+        b"-18446744073709551616",
+        b"99999999999999999999999",
+    ];
+    let options: &[&[&[u8]]] = &[
+        &[],
+        &[b"COUNT", b"5"],
+        &[b"count", b"5", b"match", b"*"],
+        &[b"MATCH", b"m*", b"COUNT", b"100"],
+        &[b"COUNT", b"0"],
+        &[b"COUNT", b"-1"],
+        &[b"COUNT", b"x"],
+        &[b"COUNT", b"9223372036854775808"],
+        &[b"COUNT"],
+        &[b"MATCH"],
+        &[b"COUNT", b"5", b"COUNT"],
+        &[b"TYPE", b"string"],
+        &[b"type", b"hash", b"COUNT", b"0"],
+        &[b"BOGUS", b"1"],
+    ];
+    let scans: &[&[&[u8]]] = &[
+        &[b"SCAN"],
+        &[b"HSCAN", b"h"],
+        &[b"SSCAN", b"set"],
+        &[b"ZSCAN", b"z"],
+        &[b"HSCAN", b"missing"],
+        &[b"ZSCAN", b"s"],
+    ];
+    for scan in scans {
+        for cursor in cursors {
+            for option in options {
+                let argv: Vec<&[u8]> = scan
+                    .iter()
+                    .copied()
+                    .chain([*cursor])
+                    .chain(option.iter().copied())
+                    .collect();
+                let shown = String::from_utf8_lossy(&argv.join(&b' ')).into_owned();
+                d.both(|c| {
+                    let reply = c.command(&argv).unwrap();
+                    let verdict = if reply.starts_with(b"-") {
+                        String::from_utf8_lossy(&reply).into_owned()
+                    } else {
+                        "valid".to_owned()
+                    };
+                    (shown.clone(), verdict)
+                });
+            }
+        }
+    }
+}

@@ -15,10 +15,8 @@
 
 use std::collections::BTreeSet;
 
+use keyferry_testkit::resp::{Resp, as_refs, cmd, parse};
 use keyferry_testkit::{Differ, RawClient};
-use resp_reader::{Resp, as_refs, cmd, parse};
-
-mod resp_reader;
 
 fn differ() -> Differ {
     Differ::start(env!("CARGO_BIN_EXE_keyferry"))

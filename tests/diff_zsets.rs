@@ -909,3 +909,105 @@ fn big_sorted_sets_rank_and_range_like_redis() {
         &["ZRANGE", "copy", "0", "9", "WITHSCORES"],
     ]);
 }
+
+/// Float arguments as C's `strtod`/`strtold` read them (Redis 7.0 passes
+/// them to glibc): hexadecimal floats, `inf`/`infinity` in any case,
+/// signs, a bare point or exponent, spaces, NUL bytes, overflow and
+/// underflow (to subnormals, and past them), ties — for every command
+/// family that takes one: `ZADD`, `ZINCRBY`, `WEIGHTS`, score ranges
+/// (which are more lenient: spaces before, out-of-range values, nothing
+/// at all), `INCRBYFLOAT` and `HINCRBYFLOAT` (80-bit `long double`).
+#[test]
+fn float_arguments_follow_strtod_like_redis() {
+    let mut d = differ();
+    d.check_all(&[&["ZADD", "zr", "0", "a", "0.25", "b", "1", "c", "16", "d"]]);
+    let literals: &[&[u8]] = &[
+        b"0x10",
+        b"0X1P-2",
+        b"0x.8",
+        b"0x1.",
+        b"0x1.8p1",
+        b"-0x10",
+        b"+0x10",
+        b"0x1P+3",
+        b"0xAbC.dEfp-4",
+        b"0x",
+        b"0x1p",
+        b"0xg",
+        b"0x1p99999",
+        b"0x1p-99999",
+        b"0x1p1023",
+        b"0x1p1024",
+        b"0x1.fffffffffffffp1023",
+        b"0x1.fffffffffffff8p1023",
+        b"0x1.00000000000008p0",
+        b"0x1.00000000000018p0",
+        b"0x1.000000000000081p0",
+        b"0x1p-1022",
+        b"0x1p-1074",
+        b"0x1p-1075",
+        b"0x1.8p-1075",
+        b"0x1.8p-1074",
+        b"0x1p-16445",
+        b"0x1p-16446",
+        b" 1",
+        b"1 ",
+        b"\t1",
+        b" ",
+        b"",
+        b".",
+        b"nan",
+        b"NaN",
+        b"-nan",
+        b"nan(1)",
+        b"inf",
+        b"+inf",
+        b"-inf",
+        b"Infinity",
+        b"-INFINITY",
+        b"infin",
+        b"1e",
+        b"1e+",
+        b"1e-5",
+        b"1E5",
+        b".5",
+        b"5.",
+        b"+.5",
+        b"-0",
+        b"1_0",
+        b"1e400",
+        b"1e-400",
+        b"1e-310",
+        b"4.9e-324",
+        b"2.4e-324",
+        b"1.7976931348623157e308",
+        b"1.7976931348623159e308",
+        b"0.1",
+        b"1\x002",
+        b"1\x00",
+        b"\x00",
+    ];
+    for &v in literals {
+        let exclusive = [b"(", v].concat();
+        let script: &[&[&[u8]]] = &[
+            &[b"DEL", b"z", b"f", b"h", b"out"],
+            &[b"ZADD", b"z", v, b"m"],
+            &[b"ZSCORE", b"z", b"m"],
+            &[b"ZADD", b"z", b"INCR", v, b"m"],
+            &[b"ZINCRBY", b"z", v, b"n"],
+            &[b"ZRANGE", b"z", b"0", b"-1", b"WITHSCORES"],
+            &[b"ZCOUNT", b"zr", v, b"+inf"],
+            &[b"ZCOUNT", b"zr", &exclusive, b"+inf"],
+            &[b"ZRANGEBYSCORE", b"zr", b"-inf", v],
+            &[b"ZRANGEBYSCORE", b"zr", b"-inf", &exclusive],
+            &[b"ZUNIONSTORE", b"out", b"1", b"zr", b"WEIGHTS", v],
+            &[b"ZRANGE", b"out", b"0", b"-1", b"WITHSCORES"],
+            &[b"INCRBYFLOAT", b"f", v],
+            &[b"INCRBYFLOAT", b"f", v],
+            &[b"HINCRBYFLOAT", b"h", b"x", v],
+        ];
+        for argv in script {
+            d.check(argv);
+        }
+    }
+}

@@ -82,6 +82,26 @@ pub struct CommandSpec {
     pub exec: Exec,
 }
 
+/// A table entry; `keys` is Redis's `(first_key, last_key, step)`. Every
+/// family's table is built with this (or a shorthand over it).
+const fn spec(
+    name: &'static str,
+    arity: i32,
+    flags: &'static [&'static str],
+    keys: (i32, i32, i32),
+    exec: Exec,
+) -> CommandSpec {
+    CommandSpec {
+        name,
+        arity,
+        flags,
+        first_key: keys.0,
+        last_key: keys.1,
+        step: keys.2,
+        exec,
+    }
+}
+
 impl CommandSpec {
     /// Whether `argc` arguments (name included) satisfy the arity.
     pub fn arity_ok(&self, argc: usize) -> bool {

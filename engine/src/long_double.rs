@@ -8,6 +8,13 @@
 //! smaller range (`1e400` is a valid increment), so the format is emulated
 //! exactly: every step is done on exact big integers and rounded once, to
 //! nearest with ties to even, like the FPU and glibc.
+//!
+//! This module also holds the one reader of C's `strtod`/`strtold` number
+//! syntax ([`lex`]: decimal and C99 hexadecimal floats, `inf`,
+//! `infinity`, `nan`, in any case, optionally signed) that every float
+//! argument goes through: [`to_f64`] serves `getDoubleFromObject`-style
+//! `double` arguments (`ZADD`, `ZINCRBY`, weights, score ranges) with the
+//! same syntax and the same rounding, to IEEE double precision.
 
 use std::cmp::Ordering;
 
@@ -15,13 +22,33 @@ use crate::reply::{Reply, errors};
 
 /// Redis refuses to parse longer numbers (`MAX_LONG_DOUBLE_CHARS`).
 const MAX_CHARS: usize = 5 * 1024;
-/// Mantissa bits of the x87 format (explicit integer bit included).
-const MANTISSA_BITS: u64 = 64;
-/// Smallest exponent of the mantissa's last bit: 2^-16382 is the smallest
-/// normal value, with its top bit 63 places above the last.
-const MIN_EXP: i64 = -16382 - 63;
-/// Largest exponent of the mantissa's last bit (values stay below 2^16384).
-const MAX_EXP: i64 = 16384 - 64;
+/// A binary floating-point format: mantissa width and exponent range.
+#[derive(Debug, Clone, Copy)]
+struct Format {
+    /// Mantissa bits (with the integer bit, explicit or not).
+    bits: u64,
+    /// Smallest exponent of the mantissa's last bit (that of the
+    /// smallest subnormal).
+    min_exp: i64,
+    /// Largest exponent of the mantissa's last bit.
+    max_exp: i64,
+}
+
+/// The x87 80-bit extended format (`long double` on x86-64): 2^-16382
+/// is the smallest normal value, with its top bit 63 places above the
+/// last; values stay below 2^16384.
+const X87: Format = Format {
+    bits: 64,
+    min_exp: -16382 - 63,
+    max_exp: 16384 - 64,
+};
+
+/// IEEE 754 binary64 (`double`): normal from 2^-1022, below 2^1024.
+const F64: Format = Format {
+    bits: 53,
+    min_exp: -1022 - 52,
+    max_exp: 1024 - 53,
+};
 /// Fraction digits of `%.17Lf`.
 const FRACTION_DIGITS: u32 = 17;
 
@@ -76,7 +103,7 @@ impl Value {
                 Ordering::Greater => (an, a.sub(&b)),
             }
         };
-        match round(neg, &magnitude, low, false) {
+        match round(X87, neg, &magnitude, low, false) {
             v @ Value::Finite { .. } => Some(v),
             Value::Infinite { .. } => None,
         }
@@ -116,20 +143,20 @@ impl Value {
 }
 
 /// Rounds `magnitude * 2^exp` (plus a little more if `sticky`) to the
-/// nearest x87 value, ties to even; subnormal below 2^-16382, infinite
-/// from 2^16384.
-fn round(neg: bool, magnitude: &Big, exp: i64, sticky: bool) -> Value {
+/// nearest value of `fmt`, ties to even; subnormal below its smallest
+/// normal value, infinite from its overflow threshold.
+fn round(fmt: Format, neg: bool, magnitude: &Big, exp: i64, sticky: bool) -> Value {
     let bits = magnitude.bit_len();
     if bits == 0 {
         return Value::Finite {
             neg,
             mant: 0,
-            exp: MIN_EXP,
+            exp: fmt.min_exp,
         };
     }
-    let mut shift = bits as i64 - MANTISSA_BITS as i64;
-    if exp + shift < MIN_EXP {
-        shift = MIN_EXP - exp;
+    let mut shift = bits as i64 - fmt.bits as i64;
+    if exp + shift < fmt.min_exp {
+        shift = fmt.min_exp - exp;
     }
     let (mut mant, mut e) = if shift <= 0 {
         (magnitude.shl(shift.unsigned_abs()).low_u64(), exp + shift)
@@ -139,49 +166,141 @@ fn round(neg: bool, magnitude: &Big, exp: i64, sticky: bool) -> Value {
         let half = magnitude.bit(s - 1);
         let rest = sticky || magnitude.any_below(s - 1);
         let up = half && (rest || kept & 1 == 1);
-        match kept.checked_add(u64::from(up)) {
-            Some(m) => (m, exp + shift),
-            None => (1 << 63, exp + shift + 1),
+        let rounded = u128::from(kept) + u128::from(up);
+        if rounded >> fmt.bits != 0 {
+            // Rounded up to the next power of two: one bit more.
+            ((rounded >> 1) as u64, exp + shift + 1)
+        } else {
+            (rounded as u64, exp + shift)
         }
     };
-    if mant != 0 && e < MIN_EXP {
+    if mant != 0 && e < fmt.min_exp {
         // Only reachable without rounding (shift <= 0): normalise down.
-        mant >>= MIN_EXP - e;
-        e = MIN_EXP;
+        mant >>= fmt.min_exp - e;
+        e = fmt.min_exp;
     }
-    if e > MAX_EXP {
+    if e > fmt.max_exp {
         Value::Infinite { neg }
     } else {
         Value::Finite { neg, mant, exp: e }
     }
 }
 
-/// Parses like Redis's `string2ld`: glibc `strtold` over the whole
-/// argument, refusing leading spaces, NaN, and results out of range
-/// (overflow, or a nonzero number that underflowed to zero). A NUL byte
-/// stops `strtold` short of the end, so it is refused too.
-fn parse(arg: &[u8]) -> Option<Value> {
-    // C's `isspace` also counts the vertical tab.
-    if arg.is_empty()
-        || arg.len() >= MAX_CHARS
-        || arg.contains(&0)
-        || arg[0].is_ascii_whitespace()
-        || arg[0] == 0x0b
-    {
-        return None;
+/// A whole argument read with C's `strtod`/`strtold` syntax (see
+/// [`lex`]).
+#[derive(Debug)]
+pub(crate) enum Literal<'a> {
+    /// `inf` or `infinity`, in any case.
+    Infinite { neg: bool },
+    /// `nan` (Redis refuses NaN everywhere, but reads it first).
+    NaN,
+    /// A decimal number: `text` is the whole argument (sign included).
+    Decimal {
+        neg: bool,
+        text: &'a str,
+        parts: Parts,
+    },
+    /// A C99 hexadecimal float (`0x1.8p3`).
+    Hex { neg: bool, parts: Parts },
+}
+
+impl Literal<'_> {
+    /// Whether the digits written were not all zero: such a number that
+    /// rounds to zero underflowed (`ERANGE`).
+    fn nonzero(&self) -> bool {
+        match self {
+            Literal::Infinite { .. } | Literal::NaN => true,
+            Literal::Decimal { parts, .. } | Literal::Hex { parts, .. } => {
+                parts.digits.iter().any(|d| !matches!(d, b'0'))
+            }
+        }
     }
-    let (neg, body) = match arg[0] {
+}
+
+/// Reads `arg` as C's `strtod` would, requiring it to consume every byte:
+/// an optional sign, then `inf`/`infinity`/`nan` (any case), a decimal
+/// number (`1`, `.5`, `5.`, `-1.5e3`) or a hexadecimal one (`0x10`,
+/// `0X1P-2`, `0x.8`, `0x1.`); no leading or trailing spaces, no `_`, no
+/// bare exponent (`1e`, `0x1p`). `None` is what `strtod` would stop
+/// short of the end on (or not read at all).
+pub(crate) fn lex(arg: &[u8]) -> Option<Literal<'_>> {
+    let text = std::str::from_utf8(arg).ok()?;
+    let (neg, body) = match arg.first()? {
         b'-' => (true, &arg[1..]),
         b'+' => (false, &arg[1..]),
         _ => (false, arg),
     };
     if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
-        return Some(Value::Infinite { neg });
+        return Some(Literal::Infinite { neg });
     }
-    let (value, nonzero) = if body.len() > 2 && body[..2].eq_ignore_ascii_case(b"0x") {
-        parse_hex(neg, &body[2..])?
+    if body.eq_ignore_ascii_case(b"nan") {
+        return Some(Literal::NaN);
+    }
+    if body.len() > 2 && body[..2].eq_ignore_ascii_case(b"0x") {
+        let parts = split(&body[2..], u8::is_ascii_hexdigit, b'p')?;
+        return Some(Literal::Hex { neg, parts });
+    }
+    let parts = split(body, u8::is_ascii_digit, b'e')?;
+    Some(Literal::Decimal { neg, text, parts })
+}
+
+/// A `double` argument as Redis's `getDoubleFromObject` reads it
+/// (`strtod` over the whole argument, see [`lex`]), with the flag `strtod`
+/// raises as `ERANGE` with a useless result: a finite number that
+/// overflowed to infinity, or a nonzero one that underflowed to zero.
+/// NaN is returned as NaN; callers refuse it.
+pub(crate) fn to_f64(arg: &[u8]) -> Option<(f64, bool)> {
+    let literal = lex(arg)?;
+    let value = match &literal {
+        Literal::Infinite { neg: false } => return Some((f64::INFINITY, false)),
+        Literal::Infinite { neg: true } => return Some((f64::NEG_INFINITY, false)),
+        Literal::NaN => return Some((f64::NAN, false)),
+        // The standard library rounds decimals correctly, as glibc does,
+        // and reads the syntax `lex` accepted.
+        Literal::Decimal { text, .. } => text.parse::<f64>().ok()?,
+        Literal::Hex { neg, parts } => match hex_value(F64, *neg, parts).0 {
+            Value::Infinite { neg } => {
+                if neg {
+                    f64::NEG_INFINITY
+                } else {
+                    f64::INFINITY
+                }
+            }
+            Value::Finite { neg, mant, exp } => {
+                let magnitude = scale(mant as f64, exp);
+                if neg { -magnitude } else { magnitude }
+            }
+        },
+    };
+    let out_of_range = value.is_infinite() || (value == 0.0 && literal.nonzero());
+    Some((value, out_of_range))
+}
+
+/// `x * 2^exp`, exactly when the result is a double (as rounding to
+/// [`F64`] made it): the power is applied in steps that stay normal.
+fn scale(x: f64, exp: i64) -> f64 {
+    let pow2 = |e: i64| f64::from_bits(((e + 1023) as u64) << 52);
+    if exp < -1022 {
+        x * pow2(-1022) * pow2(exp + 1022)
     } else {
-        parse_decimal(neg, body)?
+        x * pow2(exp)
+    }
+}
+
+/// Parses like Redis's `string2ld`: glibc `strtold` over the whole
+/// argument (see [`lex`]), refusing leading spaces, NaN, and results out
+/// of range (overflow, or a nonzero number that underflowed to zero). A
+/// NUL byte stops `strtold` short of the end, so it is refused too.
+fn parse(arg: &[u8]) -> Option<Value> {
+    if arg.len() >= MAX_CHARS {
+        return None;
+    }
+    let literal = lex(arg)?;
+    let (value, nonzero) = match literal {
+        Literal::Infinite { neg } => return Some(Value::Infinite { neg }),
+        Literal::NaN => return None,
+        Literal::Decimal { neg, parts, .. } => decimal_value(neg, &parts),
+        Literal::Hex { neg, parts } => hex_value(X87, neg, &parts),
     };
     match value {
         Value::Infinite { .. } => None,
@@ -192,7 +311,8 @@ fn parse(arg: &[u8]) -> Option<Value> {
 
 /// The digits of a number: the mantissa digits (point removed), how many
 /// of them follow the point, and the exponent after `e`/`p`.
-struct Parts {
+#[derive(Debug)]
+pub(crate) struct Parts {
     digits: Vec<u8>,
     fraction_len: i64,
     exponent: i64,
@@ -239,13 +359,13 @@ fn split(body: &[u8], is_digit: fn(&u8) -> bool, marker: u8) -> Option<Parts> {
     })
 }
 
-/// A decimal number; also whether its digits were nonzero.
-fn parse_decimal(neg: bool, body: &[u8]) -> Option<(Value, bool)> {
-    let parts = split(body, u8::is_ascii_digit, b'e')?;
+/// A decimal number as an x87 value; also whether its digits were
+/// nonzero.
+fn decimal_value(neg: bool, parts: &Parts) -> (Value, bool) {
     let digits: Vec<u8> = parts.digits.iter().map(|d| d - b'0').collect();
     let first = digits.iter().position(|&d| d != 0);
     let Some(first) = first else {
-        return Some((round(neg, &Big::zero(), 0, false), false));
+        return (round(X87, neg, &Big::zero(), 0, false), false);
     };
     let digits = &digits[first..];
     let power = parts.exponent - parts.fraction_len;
@@ -253,16 +373,17 @@ fn parse_decimal(neg: bool, body: &[u8]) -> Option<(Value, bool)> {
     // before building enormous powers of ten.
     let magnitude = power + digits.len() as i64;
     if magnitude > 4940 {
-        return Some((Value::Infinite { neg }, true));
+        return (Value::Infinite { neg }, true);
     }
     if magnitude < -4960 {
-        return Some((round(neg, &Big::zero(), 0, false), true));
+        return (round(X87, neg, &Big::zero(), 0, false), true);
     }
     let mantissa = digits.iter().fold(Big::zero(), |acc, &d| {
         acc.mul_small(10).add(&Big::from(u64::from(d)))
     });
     let value = if power >= 0 {
         round(
+            X87,
             neg,
             &mantissa.mul(&Big::from(10).pow(power as u32)),
             0,
@@ -271,27 +392,29 @@ fn parse_decimal(neg: bool, body: &[u8]) -> Option<(Value, bool)> {
     } else {
         let divisor = Big::from(10).pow(power.unsigned_abs() as u32);
         // Enough quotient bits for the mantissa, a rounding bit and more.
-        let extra = (MANTISSA_BITS + 2 + divisor.bit_len()).saturating_sub(mantissa.bit_len());
+        let extra = (X87.bits + 2 + divisor.bit_len()).saturating_sub(mantissa.bit_len());
         let (quotient, remainder) = mantissa.shl(extra).div_rem(&divisor);
-        round(neg, &quotient, -(extra as i64), !remainder.is_zero())
+        round(X87, neg, &quotient, -(extra as i64), !remainder.is_zero())
     };
-    Some((value, true))
+    (value, true)
 }
 
-/// A C99 hexadecimal float (`0x1.8p3`) after its `0x`.
-fn parse_hex(neg: bool, body: &[u8]) -> Option<(Value, bool)> {
-    let parts = split(body, u8::is_ascii_hexdigit, b'p')?;
+/// A C99 hexadecimal float (digits after its `0x`) rounded to `fmt`;
+/// also whether its digits were nonzero.
+fn hex_value(fmt: Format, neg: bool, parts: &Parts) -> (Value, bool) {
     let mantissa = parts.digits.iter().fold(Big::zero(), |acc, d| {
         let v = (*d as char).to_digit(16).unwrap_or(0);
         acc.mul_small(16).add(&Big::from(u64::from(v)))
     });
     let nonzero = !mantissa.is_zero();
     let exp = parts.exponent.saturating_sub(4 * parts.fraction_len);
-    if nonzero && exp + mantissa.bit_len() as i64 > MAX_EXP + 64 {
-        return Some((Value::Infinite { neg }, true));
+    if nonzero && exp + mantissa.bit_len() as i64 > fmt.max_exp + fmt.bits as i64 {
+        return (Value::Infinite { neg }, true);
     }
-    let exp = exp.max(MIN_EXP - 2 * MANTISSA_BITS as i64 - mantissa.bit_len() as i64);
-    Some((round(neg, &mantissa, exp, false), nonzero))
+    // Far below the smallest subnormal everything rounds to zero: clamp,
+    // so shifts stay small.
+    let exp = exp.max(fmt.min_exp - 2 * fmt.bits as i64 - mantissa.bit_len() as i64);
+    (round(fmt, neg, &mantissa, exp, false), nonzero)
 }
 
 /// A minimal unsigned big integer (little-endian 32-bit limbs, no

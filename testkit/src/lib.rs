@@ -6,12 +6,14 @@
 //! own temporary directory, listens on `127.0.0.1` only, and is killed and
 //! reaped when its guard is dropped, so a failing test leaks nothing.
 //! [`RawClient`] talks to either byte for byte, and [`Differ`] runs
-//! differential tests: the same commands to both, replies compared.
+//! differential tests: the same commands to both, replies compared; [`resp`]
+//! parses replies that tests must look into rather than compare as bytes.
 
 mod client;
 mod diff;
 mod process;
 mod redis_server;
+pub mod resp;
 mod serve;
 
 pub use client::RawClient;

@@ -5,6 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a server may take to answer its first PING.
@@ -14,11 +15,13 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// [`free_port`] and the server's own `bind`.
 const PORT_ATTEMPTS: usize = 5;
 
-/// A running server process, its port, and the directory holding its log.
+/// A running server process, its port, and the directory holding its log
+/// (shared with the process that replaces it after a restart, so the
+/// directory lives as long as either).
 pub(crate) struct Started {
     pub(crate) child: Child,
     pub(crate) port: u16,
-    pub(crate) dir: tempfile::TempDir,
+    pub(crate) dir: Arc<tempfile::TempDir>,
 }
 
 /// Asks the OS for a loopback port nobody listens on right now.
@@ -35,24 +38,41 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts a server on a free port and waits until it answers.
+/// Starts a server on a free port in a fresh temp dir and waits until it
+/// answers.
 ///
-/// `command` builds the command line for a port and the log file path in a
-/// fresh temp dir; the command's stdout and stderr go to that log, whose
+/// `command` builds the command line for a port, the directory and the
+/// log file path; the command's stdout and stderr go to that log, whose
 /// contents are in the panic message if the server dies or never answers.
 pub(crate) fn start_on_free_port(
     what: &str,
     command: impl Fn(u16, &Path, &Path) -> Command,
 ) -> Started {
+    let dir = tempfile::Builder::new()
+        .prefix("keyferry-test-")
+        .tempdir()
+        .expect("create a temp dir for the server");
+    start_in(what, Arc::new(dir), command)
+}
+
+/// Like [`start_on_free_port`], in an existing directory: a restarted
+/// server finds its files where the previous process left them. The log
+/// is appended to, so it tells the whole story of every process.
+pub(crate) fn start_in(
+    what: &str,
+    dir: Arc<tempfile::TempDir>,
+    command: impl Fn(u16, &Path, &Path) -> Command,
+) -> Started {
     let mut last_log = String::new();
     for _ in 0..PORT_ATTEMPTS {
-        let dir = tempfile::Builder::new()
-            .prefix("keyferry-test-")
-            .tempdir()
-            .expect("create a temp dir for the server");
         let port = free_port();
         let log_path = dir.path().join("server.log");
-        let log = std::fs::File::create(&log_path).expect("create the server log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .expect("open the server log");
+        let log_start = log.metadata().map_or(0, |m| m.len());
         let mut cmd = command(port, dir.path(), &log_path);
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log handle"))
@@ -60,11 +80,18 @@ pub(crate) fn start_on_free_port(
         let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("could not start {what} ({cmd:?}): {e}"));
-        let mut started = Started { child, port, dir };
+        let mut started = Started {
+            child,
+            port,
+            dir: Arc::clone(&dir),
+        };
         match wait_ready(&mut started) {
             Ok(()) => return started,
             Err(Exited) => {
-                last_log = read_log(started.dir.path());
+                // Only this process's part of the log.
+                let all = std::fs::read(&log_path).unwrap_or_default();
+                let start = usize::try_from(log_start).unwrap_or(0).min(all.len());
+                last_log = String::from_utf8_lossy(&all[start..]).into_owned();
                 // Lost the race for the port: try another one.
                 if last_log.contains("in use") {
                     continue;

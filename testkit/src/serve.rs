@@ -1,16 +1,22 @@
 //! A `keyferry serve` process for the binary's integration tests.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
+use std::sync::Arc;
 
-use crate::process::{Started, read_log, start_on_free_port};
+use crate::process::{Started, read_log, start_in, start_on_free_port};
 
 /// A `keyferry serve` process on a free loopback port, killed on drop.
 ///
 /// Tests pass the binary's path (`env!("CARGO_BIN_EXE_keyferry")`, which
-/// only integration tests of the `keyferry` package can see).
+/// only integration tests of the `keyferry` package can see). Crash tests
+/// [`kill`](Self::kill) it (SIGKILL) and [`restart`](Self::restart) it on
+/// the same database file.
 pub struct KeyferryServe {
     started: Started,
+    bin: PathBuf,
+    extra: Vec<OsString>,
 }
 
 impl KeyferryServe {
@@ -21,20 +27,17 @@ impl KeyferryServe {
     /// If the process exits or does not answer in time; the message
     /// includes its log.
     pub fn start(bin: &Path, extra: &[&str]) -> Self {
-        let started = start_on_free_port("keyferry serve", |port, dir, _log| {
-            let mut cmd = Command::new(bin);
-            cmd.arg("serve")
-                .arg("--db")
-                .arg(dir.join("keyferry.db"))
-                .arg("--port")
-                .arg(port.to_string())
-                .args(extra);
-            cmd
-        });
-        Self { started }
+        let bin = bin.to_path_buf();
+        let extra: Vec<OsString> = extra.iter().map(OsString::from).collect();
+        let started = start_on_free_port("keyferry serve", serve_command(&bin, &extra));
+        Self {
+            started,
+            bin,
+            extra,
+        }
     }
 
-    /// The TCP port it listens on.
+    /// The TCP port it listens on (a new one after each restart).
     pub fn port(&self) -> u16 {
         self.started.port
     }
@@ -44,12 +47,13 @@ impl KeyferryServe {
         format!("redis://127.0.0.1:{}", self.started.port)
     }
 
-    /// The database file it serves.
+    /// The database file it serves (the same across restarts).
     pub fn db_path(&self) -> PathBuf {
         self.started.dir.path().join("keyferry.db")
     }
 
-    /// Everything it has written to stdout and stderr so far.
+    /// Everything it has written to stdout and stderr so far, over all
+    /// restarts.
     pub fn log(&self) -> String {
         read_log(self.started.dir.path())
     }
@@ -70,5 +74,64 @@ impl KeyferryServe {
             .child
             .wait()
             .expect("wait for keyferry serve to exit")
+    }
+
+    /// Kills the process with SIGKILL (`kill -9`: no shutdown code runs,
+    /// nothing is flushed) and waits for it to exit.
+    ///
+    /// # Panics
+    /// If it had already exited: a crash test must kill a live server.
+    pub fn kill(&mut self) -> ExitStatus {
+        let child = &mut self.started.child;
+        assert!(
+            child.try_wait().expect("poll keyferry serve").is_none(),
+            "keyferry serve exited before it was killed; its log:\n{}",
+            read_log(self.started.dir.path())
+        );
+        // std's Child::kill sends SIGKILL on Unix.
+        child.kill().expect("SIGKILL keyferry serve");
+        child.wait().expect("wait for keyferry serve to die")
+    }
+
+    /// Starts a new `keyferry serve` with the same arguments on the same
+    /// database file (on a new free port) once the previous process has
+    /// exited ([`kill`](Self::kill) or [`terminate`](Self::terminate)
+    /// it first), and waits until it answers PING.
+    ///
+    /// # Panics
+    /// If the previous process is still running, or the new one does not
+    /// come up.
+    pub fn restart(&mut self) {
+        assert!(
+            self.started
+                .child
+                .try_wait()
+                .expect("poll keyferry serve")
+                .is_some(),
+            "restart needs the previous keyferry serve to have exited"
+        );
+        let dir = Arc::clone(&self.started.dir);
+        self.started = start_in(
+            "keyferry serve (restarted)",
+            dir,
+            serve_command(&self.bin, &self.extra),
+        );
+    }
+}
+
+/// `BIN serve --db DIR/keyferry.db --port PORT EXTRA…`.
+fn serve_command<'a>(
+    bin: &'a Path,
+    extra: &'a [OsString],
+) -> impl Fn(u16, &Path, &Path) -> Command + 'a {
+    move |port, dir, _log| {
+        let mut cmd = Command::new(bin);
+        cmd.arg("serve")
+            .arg("--db")
+            .arg(dir.join("keyferry.db"))
+            .arg("--port")
+            .arg(port.to_string())
+            .args(extra);
+        cmd
     }
 }

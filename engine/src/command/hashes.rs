@@ -1,16 +1,11 @@
 //! Hash commands: Redis 7.0's argument checks, in Redis's order, over the
 //! hash operations of [`crate::hash`].
-//!
-//! Also home to what every `*SCAN` over a collection shares: the cursor
-//! and option parsing of Redis's `scanGenericCommand` ([`parse_cursor`],
-//! [`ScanArgs`]).
 
-use super::args::{is, parse_i64};
+use super::args::{ScanArgs, is, parse_cursor, parse_i64};
 use super::lists::flags::*;
-use super::lists::{read, spec};
-use super::{CommandCtx, CommandSpec, Exec};
+use super::lists::read;
+use super::{CommandCtx, CommandSpec, Exec, spec};
 use crate::collection::RandomCount;
-use crate::glob;
 use crate::keyvalue::{FieldValue, KeyKind};
 use crate::long_double;
 use crate::read::View;
@@ -243,7 +238,7 @@ fn hscan(view: &View<'_>, ctx: &CommandCtx, argv: &[Vec<u8>]) -> Result<Reply, R
     if view.lookup_kind(ctx.db, &argv[1], KeyKind::Hash)?.is_none() {
         return Ok(ScanArgs::reply(0, Vec::new()));
     }
-    let args = ScanArgs::parse(&argv[3..])?;
+    let args = ScanArgs::parse(&argv[3..], false)?;
     let (next, page) = view.hash_scan_cursor(ctx.db, &argv[1], cursor, args.count)?;
     let items = page
         .into_iter()
@@ -251,86 +246,4 @@ fn hscan(view: &View<'_>, ctx: &CommandCtx, argv: &[Vec<u8>]) -> Result<Reply, R
         .flat_map(|(f, v)| [Reply::Bulk(f), Reply::Bulk(v)])
         .collect();
     Ok(ScanArgs::reply(next, items))
-}
-
-/// Parses a `SCAN`-family cursor like Redis's `parseScanCursorOrReply`
-/// (C's `strtoul` over the whole argument): an optional sign (a negative
-/// cursor wraps around, as `strtoul` does), decimal digits, nothing else;
-/// the empty string is cursor 0. Error: "invalid cursor".
-pub(super) fn parse_cursor(arg: &[u8]) -> Result<u64, Reply> {
-    let invalid = || Reply::error("ERR invalid cursor");
-    if arg.is_empty() {
-        return Ok(0);
-    }
-    let (negative, digits) = match arg[0] {
-        b'-' => (true, &arg[1..]),
-        b'+' => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(invalid());
-    }
-    let value: u64 = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .ok_or_else(invalid)?;
-    Ok(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
-}
-
-/// The options of a collection scan (`MATCH pattern`, `COUNT n`), parsed
-/// as Redis's `scanGenericCommand` does.
-pub(super) struct ScanArgs<'a> {
-    /// Elements to examine per call (default 10).
-    pub(super) count: usize,
-    /// Only elements matching this glob are returned (`None`: all).
-    pattern: Option<&'a [u8]>,
-}
-
-impl<'a> ScanArgs<'a> {
-    /// Parses the options after the cursor. Errors: a non-integer COUNT,
-    /// a COUNT below 1 or anything unknown is a syntax error.
-    pub(super) fn parse(options: &'a [Vec<u8>]) -> Result<Self, Reply> {
-        let mut args = ScanArgs {
-            count: 10,
-            pattern: None,
-        };
-        let mut rest = options;
-        while let [option, value, tail @ ..] = rest {
-            if is(option, "COUNT") {
-                let count = parse_i64(value)?;
-                if count < 1 {
-                    return Err(errors::syntax());
-                }
-                args.count = usize::try_from(count).unwrap_or(usize::MAX);
-            } else if is(option, "MATCH") {
-                // `*` matches everything: skip matching altogether.
-                args.pattern = (value.as_slice() != b"*").then_some(value.as_slice());
-            } else {
-                return Err(errors::syntax());
-            }
-            rest = tail;
-        }
-        if rest.is_empty() {
-            Ok(args)
-        } else {
-            Err(errors::syntax())
-        }
-    }
-
-    /// Whether an element with this name goes into the reply.
-    pub(super) fn keeps(&self, name: &[u8]) -> bool {
-        self.pattern.is_none_or(|p| glob::matches(p, name))
-    }
-
-    /// `[cursor, [items…]]`.
-    pub(super) fn reply(cursor: u64, items: Vec<Reply>) -> Reply {
-        Reply::Array(vec![
-            Reply::Bulk(cursor.to_string().into_bytes()),
-            Reply::Array(items),
-        ])
-    }
 }

@@ -9,9 +9,9 @@
 //! the value's size and shape, shared-integer refcounts, and an idle time
 //! of 0, since keyferry does not track access times.
 
-use super::args::{is, parse_i64};
+use super::args::{ScanArgs, is, parse_cursor, parse_i64};
 use super::strings::answer;
-use super::{CommandCtx, CommandSpec, Exec};
+use super::{CommandCtx, CommandSpec, Exec, spec};
 use crate::db::Db;
 use crate::error::StoreError;
 use crate::keys::KeyMeta;
@@ -31,15 +31,7 @@ const fn keyed(
     last: i32,
     exec: Exec,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: first,
-        last_key: last,
-        step: 1,
-        exec,
-    }
+    spec(name, arity, flags, (first, last, 1), exec)
 }
 
 /// A command without key arguments.
@@ -125,60 +117,16 @@ fn keys(view: &View<'_>, ctx: &CommandCtx, argv: &[Vec<u8>]) -> Reply {
     }
 }
 
-/// A `SCAN` cursor as Redis's `parseScanCursorOrReply` reads it: C's
-/// `strtoul` over the whole argument (an optional sign, a negative
-/// number wrapping around, the empty string meaning 0).
-fn parse_cursor(arg: &[u8]) -> Result<u64, Reply> {
-    let invalid = || Reply::error("ERR invalid cursor");
-    let (negative, digits) = match arg.first() {
-        Some(b'-') => (true, &arg[1..]),
-        Some(b'+') => (false, &arg[1..]),
-        _ => (false, arg),
-    };
-    if arg.is_empty() {
-        return Ok(0);
-    }
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(invalid());
-    }
-    let value: u64 = std::str::from_utf8(digits)
-        .ok()
-        .and_then(|d| d.parse().ok())
-        .ok_or_else(invalid)?;
-    Ok(if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    })
-}
-
 fn scan(view: &View<'_>, ctx: &CommandCtx, argv: &[Vec<u8>]) -> Reply {
     answer((|| {
         let cursor = parse_cursor(&argv[1])?;
-        let (mut count, mut pattern, mut kind) = (10u64, None, None);
-        let mut i = 2;
-        while i < argv.len() {
-            let has_value = i + 1 < argv.len();
-            if is(&argv[i], "COUNT") && has_value {
-                let n = parse_i64(&argv[i + 1])?;
-                if n < 1 {
-                    return Err(errors::syntax());
-                }
-                count = n as u64;
-            } else if is(&argv[i], "MATCH") && has_value {
-                pattern = Some(argv[i + 1].as_slice());
-            } else if is(&argv[i], "TYPE") && has_value {
-                kind = Some(argv[i + 1].as_slice());
-            } else {
-                return Err(errors::syntax());
-            }
-            i += 2;
-        }
-        let page = view.key_scan(ctx.db, cursor, count, KeyFilter::new(pattern, kind))?;
-        Ok(Reply::Array(vec![
-            Reply::Bulk(page.cursor.to_string().into_bytes()),
-            bulks(page.keys),
-        ]))
+        let args = ScanArgs::parse(&argv[2..], true)?;
+        let filter = KeyFilter::new(args.pattern, args.kind);
+        let page = view.key_scan(ctx.db, cursor, args.count as u64, filter)?;
+        Ok(ScanArgs::reply(
+            page.cursor,
+            page.keys.into_iter().map(Reply::Bulk).collect(),
+        ))
     })())
 }
 

@@ -1,36 +1,17 @@
 //! List commands (the non-blocking ones): Redis 7.0's argument checks, in
 //! Redis's order, over the list operations of [`crate::list`].
 //!
-//! Also home to what the list and sorted-set families share: the table
-//! entry builder, the `read!` adapter, `LPOP`-style counts and the
+//! Also home to what the list and sorted-set families share: the `read!`
+//! adapter, `LPOP`-style counts and the
 //! `LMPOP`/`ZMPOP` argument layout.
 
 use super::args::{is, parse_i64};
-use super::{CommandCtx, CommandSpec, Exec};
+use super::{CommandCtx, CommandSpec, Exec, spec};
 use crate::error::StoreError;
 use crate::keyvalue::{KeyKind, Side};
 use crate::read::View;
 use crate::reply::{Reply, errors};
 use crate::write::Tx;
-
-/// A table entry; `keys` is Redis's `(first_key, last_key, step)`.
-pub(super) const fn spec(
-    name: &'static str,
-    arity: i32,
-    flags: &'static [&'static str],
-    keys: (i32, i32, i32),
-    exec: Exec,
-) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: keys.0,
-        last_key: keys.1,
-        step: keys.2,
-        exec,
-    }
-}
 
 /// [`Exec::Read`] for a read written as `fn(&View, &CommandCtx,
 /// &[Vec<u8>]) -> Result<Reply, Reply>`, so it can use `?`: an error is

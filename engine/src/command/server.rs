@@ -4,19 +4,11 @@
 //! dispatch one table for every command. Arity, flags and key positions
 //! are Redis 7.0's.
 
-use super::{CommandSpec, Exec};
+use super::{CommandSpec, Exec, spec};
 
 /// A server-implemented command without keys.
 const fn server(name: &'static str, arity: i32, flags: &'static [&'static str]) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: 0,
-        last_key: 0,
-        step: 0,
-        exec: Exec::Server,
-    }
+    spec(name, arity, flags, (0, 0, 0), Exec::Server)
 }
 
 /// Flags of the commands a client may send before it authenticated.
@@ -26,6 +18,16 @@ const NO_AUTH: &[&str] = &[
     "stale",
     "fast",
     "no_auth",
+    "allow_busy",
+];
+/// Flags of `HELLO` and `AUTH` (also allowed on a Sentinel).
+const HANDSHAKE: &[&str] = &[
+    "noscript",
+    "loading",
+    "stale",
+    "fast",
+    "no_auth",
+    "sentinel",
     "allow_busy",
 ];
 /// Flags of `MULTI`, `DISCARD`, `UNWATCH`.
@@ -40,32 +42,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     server("quit", -1, NO_AUTH),
     server("reset", 1, NO_AUTH),
     server("select", 2, &["loading", "stale", "fast"]),
-    server(
-        "hello",
-        -1,
-        &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "sentinel",
-            "allow_busy",
-        ],
-    ),
-    server(
-        "auth",
-        -2,
-        &[
-            "noscript",
-            "loading",
-            "stale",
-            "fast",
-            "no_auth",
-            "sentinel",
-            "allow_busy",
-        ],
-    ),
+    server("hello", -1, HANDSHAKE),
+    server("auth", -2, HANDSHAKE),
     server("client", -2, &[]),
     server("command", -1, &["loading", "stale", "sentinel"]),
     server("info", -1, &["loading", "stale", "sentinel"]),
@@ -75,12 +53,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     server("multi", 1, TRANSACTION),
     server("exec", 1, &["noscript", "loading", "stale", "skip_slowlog"]),
     server("discard", 1, TRANSACTION),
-    CommandSpec {
-        first_key: 1,
-        last_key: -1,
-        step: 1,
-        ..server("watch", -2, TRANSACTION)
-    },
+    spec("watch", -2, TRANSACTION, (1, -1, 1), Exec::Server),
     server("unwatch", 1, TRANSACTION),
     server("subscribe", -2, SUBSCRIBE),
     server("unsubscribe", -1, SUBSCRIBE),

@@ -5,11 +5,11 @@
 //! `SPOP` with a count) are [`Reply::Set`], so RESP3 clients get `~`;
 //! `SRANDMEMBER`'s are arrays, as in Redis.
 
-use super::args::{is, parse_i64};
-use super::hashes::{ScanArgs, parse_cursor, random_count};
+use super::args::{ScanArgs, is, parse_cursor, parse_i64};
+use super::hashes::random_count;
 use super::lists::flags::*;
-use super::lists::{read, spec};
-use super::{CommandCtx, CommandSpec, Exec};
+use super::lists::read;
+use super::{CommandCtx, CommandSpec, Exec, spec};
 use crate::collection::RandomCount;
 use crate::keyvalue::KeyKind;
 use crate::read::View;
@@ -206,7 +206,7 @@ fn sscan(view: &View<'_>, ctx: &CommandCtx, argv: &[Vec<u8>]) -> Result<Reply, R
     if view.lookup_kind(ctx.db, &argv[1], KeyKind::Set)?.is_none() {
         return Ok(ScanArgs::reply(0, Vec::new()));
     }
-    let args = ScanArgs::parse(&argv[3..])?;
+    let args = ScanArgs::parse(&argv[3..], false)?;
     let (next, page) = view.set_scan_cursor(ctx.db, &argv[1], cursor, args.count)?;
     let items = page
         .into_iter()

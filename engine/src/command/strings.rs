@@ -5,7 +5,7 @@
 //! key's type), since a client sees whichever error comes first.
 
 use super::args::{is, parse_i64};
-use super::{CommandCtx, CommandSpec, Exec};
+use super::{CommandCtx, CommandSpec, Exec, spec};
 use crate::error::StoreError;
 use crate::long_double;
 use crate::read::View;
@@ -20,15 +20,7 @@ const fn one_key(
     flags: &'static [&'static str],
     exec: Exec,
 ) -> CommandSpec {
-    CommandSpec {
-        name,
-        arity,
-        flags,
-        first_key: 1,
-        last_key: 1,
-        step: 1,
-        exec,
-    }
+    spec(name, arity, flags, (1, 1, 1), exec)
 }
 
 /// This family's commands, with the metadata `COMMAND INFO` shows on Redis
@@ -52,33 +44,27 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     ),
     one_key("getdel", 2, &["write", "fast"], Exec::Write(getdel)),
     one_key("getex", -2, &["write", "fast"], Exec::Write(getex)),
-    CommandSpec {
-        name: "mget",
-        arity: -2,
-        flags: &["readonly", "fast"],
-        first_key: 1,
-        last_key: -1,
-        step: 1,
-        exec: Exec::Read(mget),
-    },
-    CommandSpec {
-        name: "mset",
-        arity: -3,
-        flags: &["write", "denyoom"],
-        first_key: 1,
-        last_key: -1,
-        step: 2,
-        exec: Exec::Write(mset),
-    },
-    CommandSpec {
-        name: "msetnx",
-        arity: -3,
-        flags: &["write", "denyoom"],
-        first_key: 1,
-        last_key: -1,
-        step: 2,
-        exec: Exec::Write(msetnx),
-    },
+    spec(
+        "mget",
+        -2,
+        &["readonly", "fast"],
+        (1, -1, 1),
+        Exec::Read(mget),
+    ),
+    spec(
+        "mset",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 2),
+        Exec::Write(mset),
+    ),
+    spec(
+        "msetnx",
+        -3,
+        &["write", "denyoom"],
+        (1, -1, 2),
+        Exec::Write(msetnx),
+    ),
     one_key("incr", 2, &["write", "denyoom", "fast"], Exec::Write(incr)),
     one_key("decr", 2, &["write", "denyoom", "fast"], Exec::Write(decr)),
     one_key(
@@ -109,15 +95,7 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
     one_key("getrange", 4, &["readonly"], Exec::Read(getrange)),
     one_key("substr", 4, &["readonly"], Exec::Read(getrange)),
     one_key("setrange", 4, &["write", "denyoom"], Exec::Write(setrange)),
-    CommandSpec {
-        name: "lcs",
-        arity: -3,
-        flags: &["readonly"],
-        first_key: 1,
-        last_key: 2,
-        step: 1,
-        exec: Exec::Read(lcs),
-    },
+    spec("lcs", -3, &["readonly"], (1, 2, 1), Exec::Read(lcs)),
 ];
 
 /// A bulk reply for `Some`, a null for `None`.

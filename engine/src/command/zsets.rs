@@ -4,13 +4,13 @@
 //! them), over the operations of [`crate::zset`].
 
 use super::args::{
-    LexBound, ScoreBound, is, parse_f64, parse_i64, parse_lex_bound, parse_score_bound,
+    LexBound, ScanArgs, ScoreBound, is, parse_cursor, parse_f64, parse_i64, parse_lex_bound,
+    parse_score_bound,
 };
-use super::lists::{flags::*, parse_count, parse_mpop, read, spec};
-use super::{CommandCtx, CommandSpec, Exec};
+use super::lists::{flags::*, parse_count, parse_mpop, read};
+use super::{CommandCtx, CommandSpec, Exec, spec};
 use crate::collection::RandomCount;
 use crate::error::StoreError;
-use crate::glob;
 use crate::keyvalue::{KeyKind, ScoredMember};
 use crate::read::View;
 use crate::reply::{Protocol, Reply, errors, format_double};
@@ -629,56 +629,21 @@ fn zrandmember(view: &View<'_>, ctx: &CommandCtx, argv: &[Vec<u8>]) -> Result<Re
     Ok(scored(list, withscores, ctx.protocol))
 }
 
-/// Parses a `SCAN` cursor as Redis's `strtoul`-based check: optional
-/// leading spaces and sign (a negative number wraps), then digits only.
-fn parse_cursor(arg: &[u8]) -> Result<u64, Reply> {
-    let invalid = || Reply::error("ERR invalid cursor");
-    let text = std::str::from_utf8(arg).map_err(|_| invalid())?;
-    let text = text.trim_start_matches(|c: char| c.is_ascii_whitespace());
-    let (negative, digits) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid());
-    }
-    let n: u64 = digits.parse().map_err(|_| invalid())?;
-    Ok(if negative { n.wrapping_neg() } else { n })
-}
-
 /// `ZSCAN key cursor [MATCH pattern] [COUNT n]`. As in Redis, a missing
 /// key answers an empty scan before the options are even parsed; `MATCH`
 /// filters a page after it was read. Scores are bulk strings in both
 /// protocols.
 fn zscan(view: &View<'_>, ctx: &CommandCtx, argv: &[Vec<u8>]) -> Result<Reply, Reply> {
     let cursor = parse_cursor(&argv[2])?;
-    let empty = || Reply::Array(vec![Reply::bulk("0"), Reply::Array(Vec::new())]);
     if view.lookup_kind(ctx.db, &argv[1], KeyKind::ZSet)?.is_none() {
-        return Ok(empty());
+        return Ok(ScanArgs::reply(0, Vec::new()));
     }
-    let (mut pattern, mut count) = (None, 10usize);
-    let mut options = argv[3..].chunks(2);
-    for pair in options.by_ref() {
-        match pair {
-            [name, value] if is(name, "MATCH") => pattern = Some(value.as_slice()),
-            [name, value] if is(name, "COUNT") => {
-                count = usize::try_from(parse_i64(value)?)
-                    .ok()
-                    .filter(|c| *c >= 1)
-                    .ok_or_else(errors::syntax)?;
-            }
-            _ => return Err(errors::syntax()),
-        }
-    }
-    let (next, page) = view.zset_scan_cursor(ctx.db, &argv[1], cursor, count)?;
+    let args = ScanArgs::parse(&argv[3..], false)?;
+    let (next, page) = view.zset_scan_cursor(ctx.db, &argv[1], cursor, args.count)?;
     let items = page
         .into_iter()
-        .filter(|(m, _)| pattern.is_none_or(|p| glob::matches(p, m)))
+        .filter(|(m, _)| args.keeps(m))
         .flat_map(|(m, s)| [Reply::Bulk(m), Reply::bulk(format_double(s))])
         .collect();
-    Ok(Reply::Array(vec![
-        Reply::bulk(next.to_string()),
-        Reply::Array(items),
-    ]))
+    Ok(ScanArgs::reply(next, items))
 }

@@ -1,25 +1,31 @@
 //! Reading replies in differential tests that cannot compare bytes: the
 //! RESP shapes the collection tests inspect, parsed into [`Resp`].
-//!
-//! Shared by several test crates, each of which uses a subset.
-#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 
-use keyferry_testkit::RawClient;
+use crate::RawClient;
 
 /// A reply, as far as these tests look into it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Resp {
+    /// A bulk string.
     Bulk(Vec<u8>),
+    /// A RESP2 null bulk or a RESP3 null.
     Null,
+    /// An integer.
     Int(i64),
+    /// An error line, without its `-`.
     Error(String),
+    /// A status line, without its `+`.
     Status(String),
     /// Arrays, RESP3 sets and maps (flattened), with their type byte.
     Agg(u8, Vec<Resp>),
 }
 
+/// Parses one whole reply.
+///
+/// # Panics
+/// On malformed RESP or bytes left after the reply.
 pub fn parse(bytes: &[u8]) -> Resp {
     let (resp, used) = parse_at(bytes, 0);
     assert_eq!(used, bytes.len(), "trailing bytes in {bytes:?}");
@@ -69,10 +75,15 @@ pub fn pairs(reply: &[u8]) -> (u8, BTreeSet<(Resp, Resp)>) {
     (kind, set)
 }
 
+/// Borrows each argument, for [`RawClient::command`].
 pub fn as_refs(argv: &[Vec<u8>]) -> Vec<&[u8]> {
     argv.iter().map(Vec::as_slice).collect()
 }
 
+/// Sends a command of text arguments and returns the reply's bytes.
+///
+/// # Panics
+/// On an I/O error.
 pub fn cmd(conn: &mut RawClient, argv: &[&str]) -> Vec<u8> {
     let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
     conn.command(&argv).unwrap()
