@@ -7,7 +7,7 @@
 use std::thread::sleep;
 use std::time::Duration;
 
-use keyferry_testkit::Differ;
+use keyferry_testkit::{Differ, SeededRng};
 
 fn differ() -> Differ {
     Differ::start(env!("CARGO_BIN_EXE_keyferry"))
@@ -264,23 +264,6 @@ fn binary_values_expired_keys_and_resp3() {
     ]);
 }
 
-/// A small deterministic generator (an LCG) for the random sequence.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
-
 #[test]
 fn seeded_random_sequences_match_redis() {
     let mut d = differ();
@@ -291,7 +274,7 @@ fn seeded_random_sequences_match_redis() {
 
 /// Random list commands over a few keys, each compared with Redis.
 fn random_sequence(d: &mut Differ, seed: u64) {
-    let mut rng = Lcg(seed);
+    let mut rng = SeededRng::new(seed);
     let keys = ["la", "lb"];
     let values = ["a", "b", "c", "d"];
     let indexes = ["0", "1", "2", "-1", "-2", "-5", "7", "20"];

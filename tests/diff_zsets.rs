@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::thread::sleep;
 use std::time::Duration;
 
-use keyferry_testkit::{Differ, RawClient};
+use keyferry_testkit::{Differ, RawClient, SeededRng};
 
 fn differ() -> Differ {
     Differ::start(env!("CARGO_BIN_EXE_keyferry"))
@@ -700,23 +700,6 @@ fn binary_members_and_expired_keys() {
     ]);
 }
 
-/// A small deterministic generator (an LCG) for the random sequence.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
-
 #[test]
 fn seeded_random_sequences_match_redis() {
     let mut d = differ();
@@ -727,7 +710,7 @@ fn seeded_random_sequences_match_redis() {
 
 /// Random sorted-set commands over a few keys, each compared with Redis.
 fn random_sequence(d: &mut Differ, seed: u64) {
-    let mut rng = Lcg(seed);
+    let mut rng = SeededRng::new(seed);
     let keys = ["za", "zb", "zc"];
     let members = ["a", "b", "c", "d", "e", "f"];
     let scores = ["0", "1", "-1", "2.5", "1.1", "inf", "-inf", "(1", "3"];

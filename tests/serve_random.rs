@@ -11,27 +11,7 @@
 
 use std::time::Duration;
 
-use keyferry_testkit::Differ;
-
-/// xorshift64*: a small deterministic generator, so a failure replays.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
+use keyferry_testkit::{Differ, SeededRng};
 
 const KEYS: &[&str] = &["a", "b", "c", "d", "bin\x00\r\nkey", "e"];
 const VALUES: &[&str] = &["0", "1", "-7", "x", "", "3.5", "\x00\u{ff}", "10"];
@@ -39,7 +19,7 @@ const MEMBERS: &[&str] = &["m1", "m2", "m3", "m4"];
 const SCORES: &[&str] = &["0", "1", "-2.5", "1e3", "inf", "-inf", "3"];
 
 /// One random command, and whether its reply order is unspecified.
-fn command(rng: &mut Rng) -> (Vec<String>, bool) {
+fn command(rng: &mut SeededRng) -> (Vec<String>, bool) {
     let k = rng.pick(KEYS).to_owned();
     let v = rng.pick(VALUES).to_owned();
     let m = rng.pick(MEMBERS).to_owned();
@@ -96,7 +76,7 @@ fn send(d: &mut Differ, argv: &[String], unordered: bool) {
 
 fn run(seed: u64, steps: usize) {
     let mut d = Differ::start(env!("CARGO_BIN_EXE_keyferry"));
-    let mut rng = Rng(seed);
+    let mut rng = SeededRng::new(seed);
     let mut step = 0;
     while step < steps {
         match rng.below(20) {

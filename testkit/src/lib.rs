@@ -14,10 +14,12 @@ mod diff;
 mod process;
 mod redis_server;
 pub mod resp;
+mod rng;
 mod serve;
 
 pub use client::RawClient;
 pub use diff::Differ;
 pub use process::{free_port, redis_tool};
 pub use redis_server::RedisServer;
+pub use rng::SeededRng;
 pub use serve::KeyferryServe;
