@@ -74,13 +74,7 @@ fn middle_inserts_and_removals_match_a_model() {
     let mut model: VecDeque<Vec<u8>> = VecDeque::new();
     // A fixed pseudo-random walk (LCG) over pushes, pops, inserts and
     // removals at every kind of position, checked after every step.
-    let mut seed: u64 = 42;
-    let mut next = |bound: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) % bound
-    };
+    let mut next = lcg(42);
     for step in 0..400 {
         let value = format!("v{step}").into_bytes();
         let len = model.len() as u64;
@@ -178,13 +172,7 @@ fn lrem_closes_gaps_from_either_side_like_a_model() {
     // matches scattered through the list, near both ends.
     let (_dir, store) = store();
     let mut model: Vec<Vec<u8>> = Vec::new();
-    let mut seed: u64 = 7;
-    let mut next = |bound: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) % bound
-    };
+    let mut next = lcg(7);
     for step in 0..200 {
         if model.len() < 8 || next(3) > 0 {
             let value = b(&format!("{}", next(3)));
@@ -348,4 +336,14 @@ fn lmove_between_and_within_lists() {
         None,
         "a missing source wins"
     );
+}
+
+/// A fixed pseudo-random walk (an LCG): `next(bound)` is in `0..bound`.
+fn lcg(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |bound| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % bound
+    }
 }
