@@ -180,7 +180,7 @@ impl View<'_> {
 
     /// One `HSCAN` page: up to `count` pairs from where `cursor` points,
     /// and the cursor of the next page (0 when the scan is complete); see
-    /// [`crate::scan_cursor`].
+    /// the `scan_cursor` module.
     pub fn hash_scan_cursor(
         &self,
         db: Db,

@@ -109,7 +109,7 @@ impl View<'_> {
 
     /// One `SSCAN` page: up to `count` members from where `cursor`
     /// points, and the next cursor (0 when done); see
-    /// [`crate::scan_cursor`].
+    /// the `scan_cursor` module.
     pub fn set_scan_cursor(
         &self,
         db: Db,
