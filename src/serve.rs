@@ -115,7 +115,12 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     tracing::info!(addr = %bound, db = %args.db.display(), "serving");
 
     let checkpoints = tokio::spawn(checkpoint::run(args.db.clone(), durability, signal.clone()));
-    let server = Arc::new(Server::new(engine.store().clone(), bound, args.requirepass));
+    let server = Arc::new(Server::new(
+        engine.store().clone(),
+        Arc::clone(engine.waits()),
+        bound,
+        args.requirepass,
+    ));
     accept_until_shutdown(listener, Arc::clone(&server), signal).await;
     drop(server);
     // Its connection must close before the engine's, so the last one to

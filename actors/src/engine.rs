@@ -3,10 +3,14 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
+use keyferry_engine::blocking::WaitQueues;
 use keyferry_engine::{OpenError, Store, StoreConfig};
 use keyferry_journal::Durability;
 
 use crate::supervisor::{FailedActor, RestartPolicy, Supervisor, SupervisorError};
+use crate::waiters;
 
 /// How to open an [`Engine`].
 #[derive(Debug, Clone)]
@@ -47,6 +51,7 @@ pub enum EngineError {
 /// supervised actors working on it.
 pub struct Engine {
     store: Store,
+    waits: Arc<WaitQueues>,
     supervisor: Supervisor,
 }
 
@@ -66,11 +71,16 @@ impl Engine {
         // Opening runs migrations and may wait on another process's write
         // lock: keep it off the async workers.
         let store = blocking(move || Store::open(&db, store_config)).await?;
-        // The tracker, scanner, applier, job dequeuer and waiter registry
-        // join the tree here as their issues land.
-        let children = Vec::new();
+        // The tracker, scanner, applier and job dequeuer join the tree
+        // here as their issues land.
+        let waits = Arc::new(WaitQueues::default());
+        let children = vec![waiters::child_spec(Arc::clone(&waits))];
         match Supervisor::start(children, restart_policy, store.journal().clone()).await {
-            Ok(supervisor) => Ok(Engine { store, supervisor }),
+            Ok(supervisor) => Ok(Engine {
+                store,
+                waits,
+                supervisor,
+            }),
             Err(e) => {
                 blocking(move || store.shutdown()).await;
                 Err(e.into())
@@ -83,6 +93,12 @@ impl Engine {
         &self.store
     }
 
+    /// The wait queues of blocked clients (`BLPOP` and friends), whose
+    /// timeouts the supervised waiter registry actor fires.
+    pub fn waits(&self) -> &Arc<WaitQueues> {
+        &self.waits
+    }
+
     /// The actors the supervisor gave up restarting (see
     /// [`RestartPolicy`]); empty while everything is healthy.
     pub fn failed_actors(&self) -> Vec<FailedActor> {
@@ -92,7 +108,9 @@ impl Engine {
     /// Stops the actors (each finishes what it is doing), then commits
     /// everything already submitted and closes the database.
     pub async fn shutdown(self) {
-        let Engine { store, supervisor } = self;
+        let Engine {
+            store, supervisor, ..
+        } = self;
         supervisor.stop().await;
         // Joins the writer and sweeper threads.
         blocking(move || store.shutdown()).await;

@@ -4,10 +4,12 @@
 //! The public API hides ractor: an embedder opens an [`Engine`] and talks to
 //! it through its methods. Actors of this crate plug into the supervision
 //! tree through [`supervisor::ChildSpec`]; later issues add the keyspace
-//! tracker, bulk scanner, dirty applier, job dequeuer and waiter registry.
+//! tracker, bulk scanner, dirty applier and job dequeuer. [`waiters`] is the
+//! blocking waiter registry.
 
 mod engine;
 pub mod supervisor;
+pub mod waiters;
 
 pub use engine::{Engine, EngineConfig, EngineError};
 pub use keyferry_journal::Durability;

@@ -14,6 +14,7 @@
 //! them all by name.
 
 pub mod args;
+pub mod blocking;
 mod hashes;
 mod keys;
 mod lists;
@@ -159,6 +160,7 @@ fn families() -> impl Iterator<Item = &'static CommandSpec> {
         sets::COMMANDS,
         zsets::COMMANDS,
         lists::COMMANDS,
+        blocking::COMMANDS,
     ]
     .into_iter()
     .flatten()

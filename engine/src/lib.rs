@@ -22,6 +22,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blocking;
 mod clock;
 mod collection;
 pub mod command;

@@ -18,6 +18,7 @@
 //! without the busy handler ever running when another process committed in
 //! between.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -29,6 +30,38 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
+
+/// Work to run on the writer thread once a job's fate is known: `true`
+/// when its transaction committed, `false` when the job failed or its
+/// transaction did not commit.
+pub type AfterCommit = Box<dyn FnOnce(bool) + Send>;
+
+thread_local! {
+    /// The [`after_commit`] hooks of the batch being run on this (writer)
+    /// thread.
+    static AFTER_COMMIT: RefCell<Vec<AfterCommit>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Registers `hook` from inside a job: the writer calls it right after the
+/// batch's `COMMIT` (before answering the callers), or with `false` if the
+/// job fails or the batch does not commit. Only meaningful inside a job
+/// (on the writer thread); elsewhere the hook is never called.
+pub fn after_commit(hook: AfterCommit) {
+    AFTER_COMMIT.with(|hooks| hooks.borrow_mut().push(hook));
+}
+
+/// Calls and forgets the hooks registered since the `mark`-th.
+fn run_hooks_from(mark: usize, committed: bool) {
+    let hooks: Vec<AfterCommit> =
+        AFTER_COMMIT.with(|hooks| hooks.borrow_mut().drain(mark..).collect());
+    for hook in hooks {
+        hook(committed);
+    }
+}
+
+fn hooks_len() -> usize {
+    AFTER_COMMIT.with(|hooks| hooks.borrow().len())
+}
 
 /// Tuning of the group commit.
 #[derive(Debug, Clone)]
@@ -331,6 +364,7 @@ fn run(conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
                 Err(Arc::new(e))
             }
         };
+        run_hooks_from(0, committed.is_ok());
         metrics::histogram!("keyferry_writer_commit_seconds")
             .record(commit_started.elapsed().as_secs_f64());
         metrics::histogram!("keyferry_writer_batch_jobs").record(delivered.len() as f64);
@@ -359,9 +393,13 @@ fn run_job(
     delivered: &mut Vec<Ran>,
     poisoned: &mut Option<rusqlite::Error>,
 ) {
+    let hooks_before = hooks_len();
     if job.isolation() == Isolation::NoneWhenFailureWritesNothing {
         let changes_before = conn.total_changes();
         let ran = job.run(conn);
+        if !ran.ok {
+            run_hooks_from(hooks_before, false);
+        }
         if !ran.ok && conn.total_changes() != changes_before {
             tracing::error!("an unisolated write failed after writing; failing the batch");
             *poisoned = Some(rusqlite::Error::SqliteFailure(
@@ -385,6 +423,7 @@ fn run_job(
     let ended = if ran.ok {
         run_cached(conn, "RELEASE job")
     } else {
+        run_hooks_from(hooks_before, false);
         run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
     };
     if let Err(e) = ended {

@@ -296,17 +296,26 @@ impl Session {
                 Reply::ok().into()
             }
             b"unblock" => {
-                if let Err(reply) = parse_i64(&argv[2]) {
-                    return reply.into();
-                }
-                match argv.get(3) {
+                let id = match parse_i64(&argv[2]) {
+                    Ok(id) => id,
+                    Err(reply) => return reply.into(),
+                };
+                let reply = match argv.get(3) {
                     Some(reason) if !is(reason, "TIMEOUT") && !is(reason, "ERROR") => {
-                        Reply::error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR").into()
+                        return Reply::error(
+                            "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+                        )
+                        .into();
                     }
-                    _ if argv.len() > 4 => errors::syntax().into(),
-                    // No command blocks yet, so no client is ever blocked.
-                    _ => Reply::Integer(0).into(),
-                }
+                    _ if argv.len() > 4 => return errors::syntax().into(),
+                    Some(reason) if is(reason, "ERROR") => {
+                        Reply::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+                    }
+                    _ => Reply::NullArray,
+                };
+                let waits = &self.server.keyspace.waits;
+                let unblocked = u64::try_from(id).is_ok_and(|id| waits.unblock(id, reply));
+                Reply::Integer(i64::from(unblocked)).into()
             }
             _ => help(
                 "CLIENT",
@@ -524,6 +533,7 @@ impl Session {
     /// Every parameter `CONFIG GET` knows, with its current value.
     fn config_values(&self) -> Vec<(&'static str, String)> {
         let config = &self.server.config;
+        let limits = self.server.keyspace.waits.limits();
         vec![
             ("bind", self.server.addr.ip().to_string()),
             ("port", self.server.addr.port().to_string()),
@@ -560,6 +570,13 @@ impl Session {
             ("appendonly", "no".to_owned()),
             // No keyspace notifications are published.
             ("notify-keyspace-events", String::new()),
+            // keyferry's own: the limits of blocked clients.
+            ("blocked-max-clients", limits.total.to_string()),
+            ("blocked-max-per-key", limits.per_key.to_string()),
+            (
+                "blocked-max-keys-per-call",
+                limits.keys_per_call.to_string(),
+            ),
         ]
     }
 
@@ -602,6 +619,25 @@ impl Session {
                     ));
                 }
             },
+            "blocked-max-clients" | "blocked-max-per-key" | "blocked-max-keys-per-call" => {
+                let n = match parse_i64(value) {
+                    Ok(n) if n >= 1 => usize::try_from(n).unwrap_or(usize::MAX),
+                    Ok(_) => {
+                        return Err(failed(
+                            "argument must be between 1 and 9223372036854775807 inclusive",
+                        ));
+                    }
+                    Err(_) => return Err(failed("argument couldn't be parsed into an integer")),
+                };
+                let waits = &self.server.keyspace.waits;
+                let mut limits = waits.limits();
+                match name_text.as_str() {
+                    "blocked-max-clients" => limits.total = n,
+                    "blocked-max-per-key" => limits.per_key = n,
+                    _ => limits.keys_per_call = n,
+                }
+                waits.set_limits(limits);
+            }
             "bind" | "port" | "databases" => return Err(failed("can't set immutable config")),
             // Accepted only when they keep the value keyferry implements.
             "maxmemory" | "maxmemory-policy" | "save" | "appendonly" | "notify-keyspace-events" => {
@@ -684,10 +720,11 @@ impl Session {
                 .count();
             let _ = write!(
                 t,
-                "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:0\r\ntracking_clients:0\r\n\
+                "connected_clients:{}\r\nmaxclients:{}\r\nblocked_clients:{}\r\ntracking_clients:0\r\n\
                  pubsub_clients:{pubsub}\r\n",
                 clients.len(),
                 server.config.maxclients.load(Ordering::Relaxed),
+                server.keyspace.waits.blocked(),
             );
         });
         section("Memory", &|t| {

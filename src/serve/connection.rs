@@ -85,17 +85,27 @@ pub(super) async fn serve(
     let result = async {
         loop {
             input.reserve(READ_CHUNK);
+            // A blocked client's next requests wait (as in Redis), but its
+            // socket is still read: a disconnect cancels the wait, which
+            // dropping `blocked` does.
+            let mut blocked = session.take_blocked();
             tokio::select! {
                 biased;
                 _ = shutdown.wait() => return Ok(()),
                 _ = client.killed() => return Ok(()),
+                reply = async { blocked.as_mut().expect("checked").await }, if blocked.is_some() => {
+                    blocked = None;
+                    session.reply(reply).await;
+                }
                 read = read_half.read_buf(&mut input) => {
                     if read? == 0 {
                         return Ok(());
                     }
                 }
             }
-            if run_complete_requests(&mut session, &mut input).await == Flow::Close {
+            if let Some(still) = blocked {
+                session.keep_blocked(still);
+            } else if run_complete_requests(&mut session, &mut input).await == Flow::Close {
                 return Ok(());
             }
             let limit = server.config.query_buffer_limit.load(Ordering::Relaxed);
@@ -132,6 +142,9 @@ async fn run_complete_requests(session: &mut Session, input: &mut Vec<u8>) -> Fl
                 used += len;
                 if !argv.is_empty() && session.handle(argv).await == Flow::Close {
                     break Flow::Close;
+                }
+                if session.is_blocked() {
+                    break Flow::Continue;
                 }
             }
             Ok(None) => break Flow::Continue,

@@ -17,15 +17,16 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, lookup};
+use keyferry_engine::blocking::{LimitReached, WaitQueues};
+use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, blocking, lookup};
 use keyferry_engine::reply::errors;
 use keyferry_engine::{Db, Protocol, Reply, StoreError};
 use keyferry_journal::Isolation;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::connection::{Outgoing, PendingReply};
 use super::pubsub::{self, Kind, Subscriber};
@@ -124,6 +125,10 @@ pub(crate) struct Session {
     submitted: u64,
     /// …and how many of them resolved (counted by the sender task).
     committed: Arc<AtomicU64>,
+    /// The reply of a blocking command this client waits for: the
+    /// connection reads no further request until it resolves. (In a
+    /// mutex only so the session stays `Sync`; it is never contended.)
+    blocked: Option<Mutex<PendingReply>>,
 }
 
 impl Session {
@@ -136,7 +141,9 @@ impl Session {
     ) -> Self {
         Self {
             authenticated: server.config.requirepass().is_none(),
-            watch: Arc::new(Mutex::new(WatchSet::new(Arc::clone(&server.watches)))),
+            watch: Arc::new(Mutex::new(WatchSet::new(Arc::clone(
+                &server.keyspace.watches,
+            )))),
             server,
             client,
             out,
@@ -147,7 +154,27 @@ impl Session {
             patterns: HashSet::new(),
             submitted: 0,
             committed,
+            blocked: None,
         }
+    }
+
+    /// The reply of the blocking command the client just sent, if it
+    /// blocked: the connection must await it before the next request.
+    pub(crate) fn take_blocked(&mut self) -> Option<PendingReply> {
+        self.blocked
+            .take()
+            .map(|b| b.into_inner().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Puts back a reply [`Session::take_blocked`] took that has not
+    /// resolved yet.
+    pub(crate) fn keep_blocked(&mut self, blocked: PendingReply) {
+        self.blocked = Some(Mutex::new(blocked));
+    }
+
+    /// Whether the client waits for a blocking command's reply.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked.is_some()
     }
 
     /// The limits the next request is held to.
@@ -297,20 +324,78 @@ impl Session {
                 self.reply(reply).await;
                 Flow::Continue
             }
+            Exec::Write(_) if spec.has_flag("blocking") => {
+                self.block(spec, argv);
+                Flow::Continue
+            }
             Exec::Read(_) | Exec::Write(_) => {
-                let (ctx, watches) = (self.ctx(), Arc::clone(&self.server.watches));
+                let (ctx, shared) = (self.ctx(), Arc::clone(&self.server.keyspace));
                 // The command takes its own savepoint (run_write), so the
                 // writer's per-job savepoint would only double the cost.
                 let write = self
                     .server
                     .store
                     .write_with(Isolation::NoneWhenFailureWritesNothing, move |tx| {
-                        Ok(transaction::run_command(spec, tx, &ctx, &argv, &watches))
+                        Ok(transaction::run_alone(spec, tx, &ctx, &argv, &shared))
                     });
                 self.pending(spec, Box::pin(resolve(write))).await;
                 Flow::Continue
             }
         }
+    }
+
+    /// A blocking command outside `MULTI`: one writer job runs its
+    /// non-blocking form and, if that found nothing, registers the client
+    /// in the wait queues in the same job (so no write slips in between).
+    /// The reply — popped, timed out or unblocked — is left in
+    /// `self.blocked` for the connection to await.
+    fn block(&mut self, spec: &'static CommandSpec, argv: Vec<Vec<u8>>) {
+        let (ctx, shared, client) = (
+            self.ctx(),
+            Arc::clone(&self.server.keyspace),
+            self.client.id,
+        );
+        let (send, receive) = oneshot::channel();
+        // Guards the wait from before the job runs: dropped at any point
+        // (disconnect, kill, shutdown), it leaves nothing in the queues.
+        let guard = Waiting::new(Arc::clone(&self.server.keyspace.waits), &self.client);
+        let abandoned = Arc::clone(&guard.abandoned);
+        let write =
+            self.server
+                .store
+                .write_with(Isolation::NoneWhenFailureWritesNothing, move |tx| {
+                    let reply = transaction::run_alone(spec, tx, &ctx, &argv, &shared);
+                    let (Reply::Null | Reply::NullArray, Ok(parsed)) =
+                        (&reply, blocking::parse(&argv))
+                    else {
+                        return Ok(Some(reply));
+                    };
+                    let deliver = Box::new(move |reply| {
+                        // The client may have gone: nobody to tell.
+                        let _ = send.send(reply);
+                    });
+                    let deadline = parsed.timeout.map(|t| Instant::now() + t);
+                    let waits = &shared.waits;
+                    match waits.register(client, ctx.db, parsed.keys, parsed.op, deadline, deliver)
+                    {
+                        Ok(id) => {
+                            // The guard went while this job waited in line.
+                            if abandoned.load(Ordering::SeqCst) {
+                                waits.cancel(id);
+                            }
+                            Ok(None)
+                        }
+                        Err(LimitReached(text)) => Ok(Some(Reply::Error(text))),
+                    }
+                });
+        self.keep_blocked(Box::pin(async move {
+            let guard = guard;
+            match write.await {
+                Ok(Some(reply)) => reply,
+                Ok(None) => guard.wait(receive).await,
+                Err(e) => Reply::from(e),
+            }
+        }));
     }
 
     /// Queues the reply of a writer job; until it resolves, this client's
@@ -411,9 +496,9 @@ impl Session {
                 _ => steps.push(Step::Run(queued, self.ctx(), argv)),
             }
         }
-        let (watch, watches) = (Arc::clone(&self.watch), Arc::clone(&self.server.watches));
+        let (watch, shared) = (Arc::clone(&self.watch), Arc::clone(&self.server.keyspace));
         self.on_writer(spec, move |tx| {
-            transaction::exec(tx, steps, &watch, &watches)
+            transaction::exec(tx, steps, &watch, &shared)
         })
         .await;
         Flow::Continue
@@ -543,6 +628,44 @@ impl Drop for Session {
 /// Awaits a writer job, turning a store failure into an error reply.
 async fn resolve(write: keyferry_engine::Write<Reply>) -> Reply {
     write.await.unwrap_or_else(Reply::from)
+}
+
+/// A blocking command's wait, from the client's side. Dropping it
+/// (disconnect, kill, shutdown) takes the client out of the wait queues,
+/// whether its writer job ran already or not; the client shows as blocked
+/// (`CLIENT LIST` flag `b`) while it waits.
+struct Waiting {
+    waits: Arc<WaitQueues>,
+    client: Arc<ClientHandle>,
+    /// Set when dropped, for a registration still to come.
+    abandoned: Arc<AtomicBool>,
+}
+
+impl Waiting {
+    fn new(waits: Arc<WaitQueues>, client: &Arc<ClientHandle>) -> Self {
+        Self {
+            waits,
+            client: Arc::clone(client),
+            abandoned: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The reply once registered: delivered by a writer job, `CLIENT
+    /// UNBLOCK`, or the waiter registry actor when the timeout passed.
+    async fn wait(self, receive: oneshot::Receiver<Reply>) -> Reply {
+        lock(&self.client.info).blocked = true;
+        // The sender only goes unused when this waiter was cancelled,
+        // which only `Drop` does.
+        receive.await.unwrap_or(Reply::NullArray)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.waits.cancel_client(self.client.id);
+        lock(&self.client.info).blocked = false;
+    }
 }
 
 /// The name Redis reports for a command: `container|sub` for subcommands

@@ -15,8 +15,9 @@ use keyferry_engine::{Protocol, Store};
 use tokio::sync::Notify;
 
 use super::pubsub::PubSub;
-use super::transaction::Watches;
+use super::transaction::{Keyspace, Watches};
 use crate::resp::{DEFAULT_MAX_BULK, Limits};
+use keyferry_engine::blocking::WaitQueues;
 
 /// Redis's default `client-query-buffer-limit` (1 GB): a client whose
 /// unparsed input grows past it is disconnected.
@@ -41,8 +42,8 @@ pub(crate) struct Server {
     pub(crate) stats: Stats,
     /// Channel and pattern subscriptions.
     pub(crate) pubsub: PubSub,
-    /// Versions of `WATCH`ed keys.
-    pub(crate) watches: Arc<Watches>,
+    /// Versions of `WATCH`ed keys and the wait queues of blocked clients.
+    pub(crate) keyspace: Arc<Keyspace>,
     /// When the server started (`uptime_in_seconds`).
     pub(crate) started: Instant,
     /// A random id for this run (`run_id` in `INFO`).
@@ -53,14 +54,22 @@ pub(crate) struct Server {
 
 impl Server {
     /// State for a server on `addr` over `store`.
-    pub(crate) fn new(store: Store, addr: SocketAddr, requirepass: Option<String>) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        waits: Arc<WaitQueues>,
+        addr: SocketAddr,
+        requirepass: Option<String>,
+    ) -> Self {
         Self {
             store,
             config: Config::new(requirepass),
             clients: Clients::default(),
             stats: Stats::default(),
             pubsub: PubSub::default(),
-            watches: Arc::new(Watches::default()),
+            keyspace: Arc::new(Keyspace {
+                watches: Arc::new(Watches::default()),
+                waits,
+            }),
             started: Instant::now(),
             run_id: run_id(),
             addr,
@@ -164,6 +173,8 @@ pub(crate) struct ClientInfo {
     pub(crate) multi: Option<usize>,
     /// `CLIENT NO-EVICT`.
     pub(crate) no_evict: bool,
+    /// Blocked in a command such as `BLPOP`.
+    pub(crate) blocked: bool,
 }
 
 impl ClientHandle {
@@ -184,10 +195,15 @@ impl ClientHandle {
     pub(crate) fn describe(&self) -> String {
         let info = lock(&self.info).clone();
         let now = Instant::now();
-        let flags = match (info.subscriptions != (0, 0), info.multi.is_some()) {
-            (true, _) => "P",
-            (false, true) => "x",
-            (false, false) => "N",
+        let flags = match (
+            info.subscriptions != (0, 0),
+            info.multi.is_some(),
+            info.blocked,
+        ) {
+            (true, _, _) => "P",
+            (false, true, _) => "x",
+            (false, false, true) => "b",
+            (false, false, false) => "N",
         };
         let flags = if info.no_evict {
             format!("{flags}e")
@@ -247,6 +263,7 @@ impl Clients {
                 subscriptions: (0, 0),
                 multi: None,
                 no_evict: false,
+                blocked: false,
             }),
             killed: AtomicBool::new(false),
             kill: Notify::new(),

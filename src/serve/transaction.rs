@@ -32,6 +32,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use keyferry_engine::blocking::WaitQueues;
 use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, run_write};
 use keyferry_engine::{Db, Reply, StoreError, Tx};
 
@@ -207,22 +208,34 @@ pub(crate) enum Step {
     Run(&'static CommandSpec, CommandCtx, Vec<Vec<u8>>),
 }
 
+/// What a writer job shares with every client: `WATCH` versions and the
+/// wait queues of blocked clients.
+pub(crate) struct Keyspace {
+    pub(crate) watches: Arc<Watches>,
+    pub(crate) waits: Arc<WaitQueues>,
+}
+
 /// Runs a keyspace command inside the writer's transaction: a read over
 /// the transaction's view, a write in its own savepoint (bumping the
-/// versions of the keys it changed).
+/// versions of the keys it changed, and noting in `touched` the keys whose
+/// blocked clients it may have made ready).
 pub(crate) fn run_command(
     spec: &CommandSpec,
     tx: &mut Tx<'_>,
     ctx: &CommandCtx,
     argv: &[Vec<u8>],
-    watches: &Watches,
+    shared: &Keyspace,
+    touched: &mut Vec<(Db, Vec<u8>)>,
 ) -> Reply {
     match spec.exec {
         Exec::Read(read) => read(&tx.view(), ctx, argv),
         Exec::Write(write) => {
             let (reply, changed) = run_write(write, tx, ctx, argv);
             if changed {
-                watches.touch(spec, ctx.db, argv);
+                shared.watches.touch(spec, ctx.db, argv);
+                if shared.waits.blocked() > 0 {
+                    touched_keys(spec, ctx.db, argv, &shared.waits, touched);
+                }
             }
             reply
         }
@@ -230,13 +243,49 @@ pub(crate) fn run_command(
     }
 }
 
+/// The keys write command `spec` may have given data to: the keys it
+/// names (every argument for commands whose keys move with their
+/// arguments), or every waited key for those that write keys they do not
+/// name in the client's database.
+fn touched_keys(
+    spec: &CommandSpec,
+    db: Db,
+    argv: &[Vec<u8>],
+    waits: &WaitQueues,
+    touched: &mut Vec<(Db, Vec<u8>)>,
+) {
+    match spec.name {
+        "swapdb" | "move" | "copy" | "flushall" => touched.extend(waits.waited_keys()),
+        _ if spec.has_flag("movablekeys") => {
+            touched.extend(argv[1..].iter().map(|k| (db, k.clone())))
+        }
+        _ => touched.extend(spec.keys(argv).into_iter().map(|k| (db, k.to_vec()))),
+    }
+}
+
+/// Runs one keyspace command as a writer job of its own and serves the
+/// clients it made ready, in the same job.
+pub(crate) fn run_alone(
+    spec: &CommandSpec,
+    tx: &mut Tx<'_>,
+    ctx: &CommandCtx,
+    argv: &[Vec<u8>],
+    shared: &Keyspace,
+) -> Reply {
+    let mut touched = Vec::new();
+    let reply = run_command(spec, tx, ctx, argv, shared, &mut touched);
+    shared.waits.serve(tx, touched);
+    reply
+}
+
 /// The writer job of `EXEC`: aborts (null reply) if a watched key changed,
-/// otherwise runs `steps` and answers their replies as one array.
+/// otherwise runs `steps` and answers their replies as one array; the
+/// clients the block made ready are served once, after it.
 pub(crate) fn exec(
     tx: &mut Tx<'_>,
     steps: Vec<Step>,
     watch: &Mutex<WatchSet>,
-    watches: &Watches,
+    shared: &Keyspace,
 ) -> Result<Reply, StoreError> {
     let dirty = {
         let mut set = lock(watch);
@@ -247,12 +296,14 @@ pub(crate) fn exec(
     if dirty {
         return Ok(Reply::NullArray);
     }
+    let mut touched = Vec::new();
     let replies = steps
         .into_iter()
         .map(|step| match step {
             Step::Done(reply) => reply,
-            Step::Run(spec, ctx, argv) => run_command(spec, tx, &ctx, &argv, watches),
+            Step::Run(spec, ctx, argv) => run_command(spec, tx, &ctx, &argv, shared, &mut touched),
         })
         .collect();
+    shared.waits.serve(tx, touched);
     Ok(Reply::Array(replies))
 }

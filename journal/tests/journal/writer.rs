@@ -178,3 +178,28 @@ fn unisolated_job_that_fails_after_writing_fails_its_whole_batch() {
         .expect("next");
     assert_eq!(committed_jobs(&dir), ["next"]);
 }
+
+#[test]
+fn after_commit_hooks_learn_whether_their_job_committed() {
+    use keyferry_journal::writer::after_commit;
+    let (_dir, writer) = writer();
+    let (told, heard) = mpsc::channel::<(&str, bool)>();
+    let hook = |name: &'static str| {
+        let told = told.clone();
+        Box::new(move |committed| told.send((name, committed)).unwrap())
+    };
+    let (ok_hook, failed_hook) = (hook("kept"), hook("failed"));
+    let kept = writer.handle().submit(move |conn| {
+        after_commit(ok_hook);
+        insert(conn, "kept")
+    });
+    let failed: Pending<(), &str> = writer.handle().submit(move |_| {
+        after_commit(failed_hook);
+        Err("refused")
+    });
+    kept.wait().expect("kept commits");
+    assert!(failed.wait().is_err());
+    let mut heard: Vec<_> = heard.try_iter().collect();
+    heard.sort();
+    assert_eq!(heard, [("failed", false), ("kept", true)]);
+}

@@ -1,0 +1,390 @@
+//! The wait queues of blocked clients (`BLPOP` and friends), served by the
+//! single writer.
+//!
+//! A client that found nothing to pop registers a waiter here from inside
+//! its writer job ([`WaitQueues::register`]), so registration is ordered
+//! with every other write. After each write command (or after a whole
+//! `EXEC` block) the writer calls [`WaitQueues::serve`] with the keys the
+//! command touched, in the same job: each ready key's waiters are served
+//! first-blocked-first, each pop running in its own savepoint of the same
+//! transaction, before the writer runs any other job (Redis's rule). No
+//! other client can take the element in between, and a waiter that left
+//! before that point is simply no longer in the queue: the element goes
+//! to the next waiter or stays in the key.
+//!
+//! Replies to served waiters are handed over by the writer thread right
+//! after the transaction committed ([`keyferry_journal::writer::after_commit`]),
+//! whatever became of the client whose write served them. If the
+//! transaction does not commit, the pops did not happen either: the
+//! waiters get an error instead.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::command::blocking::{BlockOp, try_key};
+use crate::db::Db;
+use crate::reply::Reply;
+use crate::write::Tx;
+
+/// Hands a reply to a blocked client (it must not block).
+pub type Deliver = Box<dyn FnOnce(Reply) + Send>;
+
+/// Told the deadline of each waiter registered with one, so a timer can
+/// be armed (by the waiter registry actor). Must not block.
+pub type TimerHook = Box<dyn Fn(Instant) + Send + Sync>;
+
+/// How many waiters the queues accept; each limit answers a clear error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitLimits {
+    /// Waiters on one key.
+    pub per_key: usize,
+    /// Blocked clients in all.
+    pub total: usize,
+    /// Keys one blocking command may name.
+    pub keys_per_call: usize,
+}
+
+impl Default for WaitLimits {
+    fn default() -> Self {
+        Self {
+            per_key: 10_000,
+            total: 100_000,
+            keys_per_call: 1_024,
+        }
+    }
+}
+
+/// One blocked client.
+struct Waiter {
+    client: u64,
+    db: Db,
+    keys: Vec<Vec<u8>>,
+    op: BlockOp,
+    deadline: Option<Instant>,
+    deliver: Deliver,
+}
+
+#[derive(Default)]
+struct Inner {
+    next_id: u64,
+    /// FIFO of waiter ids per key.
+    queues: HashMap<(Db, Vec<u8>), VecDeque<u64>>,
+    waiters: HashMap<u64, Waiter>,
+    /// The waiter of each blocked client (a client blocks on one command
+    /// at a time).
+    by_client: HashMap<u64, u64>,
+    /// Waiters with a timeout, soonest first.
+    deadlines: BTreeSet<(Instant, u64)>,
+}
+
+/// Every blocked client of the process, by key.
+pub struct WaitQueues {
+    /// Blocked clients; writes skip the lock while it is 0.
+    blocked: AtomicUsize,
+    limits: Mutex<WaitLimits>,
+    inner: Mutex<Inner>,
+    timer: Mutex<Option<TimerHook>>,
+}
+
+/// Why a client could not block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitReached(pub String);
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl WaitQueues {
+    /// Empty queues with `limits`.
+    pub fn new(limits: WaitLimits) -> Self {
+        Self {
+            blocked: AtomicUsize::new(0),
+            limits: Mutex::new(limits),
+            inner: Mutex::new(Inner::default()),
+            timer: Mutex::new(None),
+        }
+    }
+
+    /// Sets the hook told about every new deadline (replacing the previous
+    /// one: a restarted timer owner installs its own).
+    pub fn set_timer_hook(&self, hook: TimerHook) {
+        *lock(&self.timer) = Some(hook);
+    }
+
+    /// The soonest deadline of a waiting client.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        lock(&self.inner).deadlines.first().map(|(at, _)| *at)
+    }
+
+    /// Answers every waiter whose deadline is not after `now` with the
+    /// timeout reply (a null array); returns how many timed out.
+    pub fn expire_due(&self, now: Instant) -> usize {
+        let expired: Vec<Waiter> = {
+            let mut inner = lock(&self.inner);
+            let mut expired = Vec::new();
+            while let Some(&(at, id)) = inner.deadlines.first()
+                && at <= now
+            {
+                inner.deadlines.pop_first();
+                expired.extend(remove(&mut inner, id, &self.blocked));
+            }
+            expired
+        };
+        let count = expired.len();
+        for waiter in expired {
+            (waiter.deliver)(Reply::NullArray);
+        }
+        count
+    }
+
+    /// The current limits.
+    pub fn limits(&self) -> WaitLimits {
+        *lock(&self.limits)
+    }
+
+    /// Changes the limits (waiters already blocked stay).
+    pub fn set_limits(&self, limits: WaitLimits) {
+        *lock(&self.limits) = limits;
+    }
+
+    /// How many clients are blocked.
+    pub fn blocked(&self) -> usize {
+        self.blocked.load(Ordering::Relaxed)
+    }
+
+    /// Whether `client` is blocked.
+    pub fn is_blocked(&self, client: u64) -> bool {
+        self.blocked() > 0 && lock(&self.inner).by_client.contains_key(&client)
+    }
+
+    /// Registers `client` as waiting on `keys` of `db` (in this order) to
+    /// pop as `op` says, until `deadline` if any. Call it from the writer
+    /// job that found the keys empty. Returns the waiter's id.
+    pub fn register(
+        &self,
+        client: u64,
+        db: Db,
+        keys: Vec<Vec<u8>>,
+        op: BlockOp,
+        deadline: Option<Instant>,
+        deliver: Deliver,
+    ) -> Result<u64, LimitReached> {
+        let limits = self.limits();
+        if keys.len() > limits.keys_per_call {
+            return Err(LimitReached(format!(
+                "ERR too many keys for a blocking command ({} > blocked-max-keys-per-call {})",
+                keys.len(),
+                limits.keys_per_call
+            )));
+        }
+        let mut inner = lock(&self.inner);
+        if inner.waiters.len() >= limits.total {
+            return Err(LimitReached(format!(
+                "ERR too many blocked clients (blocked-max-clients {})",
+                limits.total
+            )));
+        }
+        for key in &keys {
+            let waiting = inner
+                .queues
+                .get(&(db, key.clone()))
+                .map_or(0, VecDeque::len);
+            if waiting >= limits.per_key {
+                return Err(LimitReached(format!(
+                    "ERR too many clients blocked on key '{}' (blocked-max-per-key {})",
+                    String::from_utf8_lossy(key),
+                    limits.per_key
+                )));
+            }
+        }
+        inner.next_id += 1;
+        let id = inner.next_id;
+        let mut distinct: Vec<&Vec<u8>> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if !distinct.contains(&key) {
+                distinct.push(key);
+            }
+        }
+        for key in distinct {
+            inner
+                .queues
+                .entry((db, key.clone()))
+                .or_default()
+                .push_back(id);
+        }
+        inner.by_client.insert(client, id);
+        if let Some(at) = deadline {
+            inner.deadlines.insert((at, id));
+        }
+        inner.waiters.insert(
+            id,
+            Waiter {
+                client,
+                db,
+                keys,
+                op,
+                deadline,
+                deliver,
+            },
+        );
+        self.blocked.fetch_add(1, Ordering::Relaxed);
+        drop(inner);
+        metrics::gauge!("keyferry_blocked_clients").increment(1.0);
+        if let (Some(at), Some(hook)) = (deadline, lock(&self.timer).as_ref()) {
+            hook(at);
+        }
+        Ok(id)
+    }
+
+    /// Removes waiter `id` (disconnect). False if it is no longer
+    /// waiting: it was served (its reply is on its way) or unblocked.
+    pub fn cancel(&self, id: u64) -> bool {
+        remove(&mut lock(&self.inner), id, &self.blocked).is_some()
+    }
+
+    /// Removes `client`'s waiter, if it has one (disconnect).
+    pub fn cancel_client(&self, client: u64) -> bool {
+        let mut inner = lock(&self.inner);
+        match inner.by_client.get(&client).copied() {
+            Some(id) => remove(&mut inner, id, &self.blocked).is_some(),
+            None => false,
+        }
+    }
+
+    /// `CLIENT UNBLOCK`: answers `client`'s waiter with `reply` at once.
+    /// False if the client is not blocked.
+    pub fn unblock(&self, client: u64, reply: Reply) -> bool {
+        let waiter = {
+            let mut inner = lock(&self.inner);
+            let Some(id) = inner.by_client.get(&client).copied() else {
+                return false;
+            };
+            remove(&mut inner, id, &self.blocked)
+        };
+        match waiter {
+            Some(waiter) => {
+                (waiter.deliver)(reply);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every key of any database someone waits on (for commands that touch
+    /// keys they do not name: `SWAPDB`, `FLUSHALL`, `MOVE`, `COPY`).
+    pub fn waited_keys(&self) -> Vec<(Db, Vec<u8>)> {
+        if self.blocked() == 0 {
+            return Vec::new();
+        }
+        lock(&self.inner).queues.keys().cloned().collect()
+    }
+
+    /// Serves the waiters of `touched` keys that now hold data, in the
+    /// writer's transaction `tx`: keys in the order given (and the
+    /// destinations of served moves after them), each key's waiters first
+    /// blocked first served, until the key is empty or nobody waits.
+    /// Returns how many waiters were served.
+    pub fn serve(&self, tx: &mut Tx<'_>, touched: Vec<(Db, Vec<u8>)>) -> usize {
+        if self.blocked() == 0 {
+            return 0;
+        }
+        let mut deliveries: Vec<(Deliver, Reply)> = Vec::new();
+        let mut inner = lock(&self.inner);
+        let mut ready: VecDeque<(Db, Vec<u8>)> = touched
+            .into_iter()
+            .filter(|k| inner.queues.contains_key(k))
+            .collect();
+        while let Some((db, key)) = ready.pop_front() {
+            while let Some(&id) = inner
+                .queues
+                .get(&(db, key.clone()))
+                .and_then(VecDeque::front)
+            {
+                let op = inner.waiters[&id].op.clone();
+                // A key of another type (or emptied) leaves its waiters
+                // blocked, as in Redis.
+                let Ok(Some(reply)) = in_savepoint(tx, |tx| try_key(tx, db, &key, &op)) else {
+                    break;
+                };
+                let waiter = remove(&mut inner, id, &self.blocked).expect("queued waiters exist");
+                metrics::counter!("keyferry_blocked_wakeups_total").increment(1);
+                deliveries.push((waiter.deliver, reply));
+                if let Some(dest) = op.dest()
+                    && inner.queues.contains_key(&(db, dest.to_vec()))
+                {
+                    ready.push_back((db, dest.to_vec()));
+                }
+            }
+        }
+        drop(inner);
+        let served = deliveries.len();
+        if served > 0 {
+            keyferry_journal::writer::after_commit(Box::new(move |committed| {
+                for (deliver, reply) in deliveries {
+                    deliver(if committed {
+                        reply
+                    } else {
+                        Reply::error("ERR the write that served this blocked client did not commit")
+                    });
+                }
+            }));
+        }
+        served
+    }
+}
+
+/// Removes waiter `id` from every queue it is in.
+fn remove(inner: &mut Inner, id: u64, blocked: &AtomicUsize) -> Option<Waiter> {
+    let waiter = inner.waiters.remove(&id)?;
+    inner.by_client.remove(&waiter.client);
+    if let Some(at) = waiter.deadline {
+        inner.deadlines.remove(&(at, id));
+    }
+    for key in &waiter.keys {
+        let slot = (waiter.db, key.clone());
+        if let Some(queue) = inner.queues.get_mut(&slot) {
+            queue.retain(|w| *w != id);
+            if queue.is_empty() {
+                inner.queues.remove(&slot);
+            }
+        }
+    }
+    blocked.fetch_sub(1, Ordering::Relaxed);
+    metrics::gauge!("keyferry_blocked_clients").decrement(1.0);
+    Some(waiter)
+}
+
+/// Runs `op` in its own savepoint of `tx`: an error (or `None`) undoes
+/// whatever it wrote.
+fn in_savepoint(
+    tx: &mut Tx<'_>,
+    op: impl FnOnce(&mut Tx<'_>) -> Result<Option<Reply>, Reply>,
+) -> Result<Option<Reply>, Reply> {
+    let conn = tx.conn();
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| Reply::Error(format!("ERR {e}")))
+    };
+    run("SAVEPOINT serve")?;
+    let outcome = op(tx);
+    match outcome {
+        Ok(Some(reply)) => {
+            run("RELEASE serve")?;
+            Ok(Some(reply))
+        }
+        other => {
+            run("ROLLBACK TO serve")?;
+            run("RELEASE serve")?;
+            other
+        }
+    }
+}
+
+impl Default for WaitQueues {
+    fn default() -> Self {
+        Self::new(WaitLimits::default())
+    }
+}
