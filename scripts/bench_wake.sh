@@ -8,38 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SAMPLES=${1:-5000}
-cargo build --release --quiet
-work=$(mktemp -d)
-cleanup() {
-    kill "${redis_pid:-}" "${kf_pid:-}" 2>/dev/null || true
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() {
-    for _ in $(seq 100); do
-        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.1
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
-
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-    --dir "$work" --logfile "$work/redis.log" &
-redis_pid=$!
-kf_port=$(free_port)
-target/release/keyferry serve --db "$work/keyferry.sqlite" --port "$kf_port" \
-    2>"$work/keyferry.log" &
-kf_pid=$!
-wait_for "$redis_port"
-wait_for "$kf_port"
+# shellcheck source=lib/bench_servers.sh
+source scripts/lib/bench_servers.sh
 
 echo "redis-server:   $(python3 scripts/bench_wake.py "$redis_port" "$SAMPLES")"
 echo "keyferry serve: $(python3 scripts/bench_wake.py "$kf_port" "$SAMPLES")"

@@ -11,13 +11,12 @@
 
 use std::time::Duration;
 
-use super::args::is;
-use super::lists::parse_mpop;
+use super::lists::{parse_mpop, parse_side};
 use super::{CommandCtx, CommandSpec, Exec, spec};
 use crate::db::Db;
 use crate::keyvalue::Side;
 use crate::long_double;
-use crate::reply::{Reply, errors};
+use crate::reply::Reply;
 use crate::write::Tx;
 
 const BLOCKING: &[&str] = &["write", "noscript", "blocking"];
@@ -183,16 +182,6 @@ pub fn parse_timeout(arg: &[u8]) -> Result<Option<Duration>, Reply> {
         return Err(Reply::error("ERR timeout is negative"));
     }
     Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
-}
-
-fn parse_side(arg: &[u8]) -> Result<Side, Reply> {
-    if is(arg, "LEFT") {
-        Ok(Side::Left)
-    } else if is(arg, "RIGHT") {
-        Ok(Side::Right)
-    } else {
-        Err(errors::syntax())
-    }
 }
 
 /// The non-blocking form: the first key with something to pop answers;

@@ -122,7 +122,7 @@ pub(super) fn parse_mpop<'a>(argv: &'a [Vec<u8>], ends: [&str; 2]) -> Result<Mpo
 }
 
 /// `LEFT` or `RIGHT`.
-fn parse_side(arg: &[u8]) -> Result<Side, Reply> {
+pub(crate) fn parse_side(arg: &[u8]) -> Result<Side, Reply> {
     if is(arg, "LEFT") {
         Ok(Side::Left)
     } else if is(arg, "RIGHT") {
