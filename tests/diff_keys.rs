@@ -536,7 +536,13 @@ fn seeded_random_mix_of_key_and_string_commands() {
             _ => vec!["SELECT", ["0", "1"][next(2) as usize]],
         };
         let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_bytes()).collect();
-        d.check(&argv);
+        if argv[0] == b"TTL" {
+            // The two servers are asked a moment apart (longer on a loaded
+            // CI machine), so the rounded seconds may differ by one.
+            d.check_ttl(&argv, 1);
+        } else {
+            d.check(&argv);
+        }
         if next(20) == 0 {
             d.check_sorted(&[b"KEYS", b"*"]);
         }

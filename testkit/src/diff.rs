@@ -105,6 +105,34 @@ impl Differ {
         }
     }
 
+    /// Like [`Differ::check`] for `TTL`/`PTTL`-style replies: a remaining
+    /// time counts down while the two servers are asked one after the
+    /// other, and a loaded machine can stall between them, so two
+    /// non-negative integers may differ by up to `tolerance`; anything else
+    /// (-2, -1, errors, other types) must match byte for byte.
+    pub fn check_ttl(&mut self, argv: &[&[u8]], tolerance: i64) -> Vec<u8> {
+        let (expected, got) = self.send(argv);
+        let remaining = |reply: &[u8]| {
+            std::str::from_utf8(reply.strip_prefix(b":")?.strip_suffix(b"\r\n")?)
+                .ok()?
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0)
+        };
+        let close = match (remaining(&expected), remaining(&got)) {
+            (Some(e), Some(g)) => (e - g).abs() <= tolerance,
+            _ => expected == got,
+        };
+        assert!(
+            close,
+            "replies differ for {} (tolerance {tolerance})\n  redis-server:   {}\n  keyferry serve: {}",
+            show_argv(argv),
+            escape(&expected),
+            escape(&got)
+        );
+        got
+    }
+
     /// Runs `f` on the connection to each server (Redis first) and asserts
     /// the results are equal; returns keyferry's. For exchanges the other
     /// helpers cannot express: raw bytes, several replies, normalisation.
