@@ -21,7 +21,10 @@ fi
 # A real client library (redis-py) drives `keyferry serve` end to end.
 if ! python3 -c 'import redis' 2>/dev/null; then
     echo "== installing redis-py (PyPI)"
-    python3 -m pip install --quiet 'redis>=5,<9'
+    # A Debian-managed python3 refuses plain pip installs (PEP 668); this
+    # machine kind ships pyenv's, where the first form works.
+    python3 -m pip install --quiet 'redis>=5,<9' ||
+        python3 -m pip install --quiet --user --break-system-packages 'redis>=5,<9'
 fi
 
 echo "== cargo fmt --check"
