@@ -94,9 +94,16 @@ mod tests {
         let mut early = shutdown.signal();
         let waiter = tokio::spawn(async move { early.wait().await });
         shutdown.trigger();
-        waiter.await.unwrap();
+        // A signal that never fires must fail the test, not hang it.
+        let within = std::time::Duration::from_secs(5);
+        tokio::time::timeout(within, waiter)
+            .await
+            .expect("an early subscriber was not woken")
+            .unwrap();
         // Subscribed after the trigger: resolves at once.
-        shutdown.signal().wait().await;
+        tokio::time::timeout(within, shutdown.signal().wait())
+            .await
+            .expect("a late subscriber was not woken");
     }
 
     #[tokio::test]

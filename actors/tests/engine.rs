@@ -2,6 +2,7 @@
 //! file reopens with everything committed.
 
 use keyferry_actors::{Durability, Engine, EngineConfig, EngineError};
+use keyferry_engine::{Db, KeyValue};
 use keyferry_journal::{Event, Journal, WriterConfig};
 
 #[tokio::test]
@@ -51,6 +52,24 @@ async fn two_engines_share_one_file() {
     let db = dir.path().join("k.db");
     let first = Engine::open(EngineConfig::new(&db)).await.unwrap();
     let second = Engine::open(EngineConfig::new(&db)).await.unwrap();
+    // Each has its own writer; what one commits the other reads.
+    let zero = Db::new(0).unwrap();
+    first
+        .store()
+        .import_key(
+            zero,
+            b"k".to_vec(),
+            KeyValue::String(b"v".to_vec()),
+            None,
+            vec![],
+        )
+        .await
+        .unwrap();
+    let seen = second
+        .store()
+        .read(|view| view.string_get(zero, b"k"))
+        .unwrap();
+    assert_eq!(seen.as_deref(), Some(&b"v"[..]));
     second.shutdown().await;
     first.shutdown().await;
 }

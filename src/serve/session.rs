@@ -330,15 +330,10 @@ impl Session {
             }
             Exec::Read(_) | Exec::Write(_) => {
                 let (ctx, shared) = (self.ctx(), Arc::clone(&self.server.keyspace));
-                // The command takes its own savepoint (run_write), so the
-                // writer's per-job savepoint would only double the cost.
-                let write = self
-                    .server
-                    .store
-                    .write_with(Isolation::NoneWhenFailureWritesNothing, move |tx| {
-                        Ok(transaction::run_alone(spec, tx, &ctx, &argv, &shared))
-                    });
-                self.pending(spec, Box::pin(resolve(write))).await;
+                self.on_writer(spec, move |tx| {
+                    Ok(transaction::run_alone(spec, tx, &ctx, &argv, &shared))
+                })
+                .await;
                 Flow::Continue
             }
         }
@@ -410,7 +405,9 @@ impl Session {
         .await;
     }
 
-    /// Submits a job to the writer and queues its reply.
+    /// Submits a job to the writer and queues its reply. The job skips the
+    /// writer's per-job savepoint: a command takes its own (`run_write`),
+    /// and a second one would only double the cost.
     pub(super) async fn on_writer<F>(&mut self, spec: &'static CommandSpec, op: F)
     where
         F: FnOnce(&mut keyferry_engine::Tx<'_>) -> Result<Reply, StoreError> + Send + 'static,
