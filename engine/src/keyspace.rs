@@ -21,6 +21,17 @@ use crate::write::Tx;
 /// trade places in one statement.
 const SWAPPING: i64 = -3;
 
+/// One line of `INFO keyspace`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbKeys {
+    /// The database number.
+    pub db: i64,
+    /// Live (unexpired) keys.
+    pub keys: u64,
+    /// Live keys with an expiry.
+    pub expires: u64,
+}
+
 /// The conditions `EXPIRE … NX|XX|GT|LT` put on the key's current
 /// expiry. Redis checks them one after the other, so `XX` combines with
 /// `GT` or `LT` (the parser refuses the other combinations).
@@ -86,6 +97,24 @@ impl<'a> KeyFilter<'a> {
 }
 
 impl View<'_> {
+    /// `INFO keyspace`: for each non-empty client database, in order, the
+    /// number of live keys and how many of them have an expiry.
+    pub fn keyspace_summary(&self) -> Result<Vec<DbKeys>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT db, count(*), count(expire_at_ms) FROM keys
+                 WHERE db >= 0 AND (expire_at_ms IS NULL OR expire_at_ms > ?1)
+                 GROUP BY db ORDER BY db",
+        )?;
+        let rows = stmt.query_map([self.now()], |r| {
+            Ok(DbKeys {
+                db: r.get(0)?,
+                keys: r.get::<_, i64>(1)? as u64,
+                expires: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Live keys in `db` (expired ones excluded), like `DBSIZE` after
     /// Redis reclaimed its expired keys.
     pub(crate) fn key_count(&self, db: Db) -> Result<u64, StoreError> {

@@ -59,6 +59,7 @@ pub use db::{Db, InvalidDb};
 pub use error::{OpenError, StoreError};
 pub use expiry::{SweepReport, SweeperConfig};
 pub use keys::KeyMeta;
+pub use keyspace::DbKeys;
 pub use keyvalue::{FieldValue, KeyKind, KeyValue, ScoredMember, Side};
 pub use read::View;
 pub use reply::{Protocol, Reply};

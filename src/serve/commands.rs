@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use keyferry_engine::command::args::{is, parse_i64};
 use keyferry_engine::command::{CommandSpec, Exec, all, lookup};
 use keyferry_engine::reply::errors;
-use keyferry_engine::{Db, Protocol, Reply, StoreError};
+use keyferry_engine::{Db, DbKeys, Protocol, Reply};
 
 use super::pubsub::Kind;
 use super::session::{Flow, Session};
@@ -766,32 +766,19 @@ impl Session {
                 );
             }
         });
-        section("Keyspace", &|t| match keyspace(&server.store) {
-            Ok(dbs) => {
-                for (db, keys, expires) in dbs {
-                    let _ = write!(t, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+        section(
+            "Keyspace",
+            &|t| match server.store.read(|view| view.keyspace_summary()) {
+                Ok(dbs) => {
+                    for DbKeys { db, keys, expires } in dbs {
+                        let _ = write!(t, "db{db}:keys={keys},expires={expires},avg_ttl=0\r\n");
+                    }
                 }
-            }
-            Err(e) => tracing::warn!(error = %e, "INFO cannot count keys"),
-        });
+                Err(e) => tracing::warn!(error = %e, "INFO cannot count keys"),
+            },
+        );
         text
     }
-}
-
-/// Live keys and keys with an expiry per non-empty database.
-fn keyspace(store: &keyferry_engine::Store) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-    store.read(|view| {
-        let mut stmt = view.conn().prepare_cached(
-            "SELECT db, count(*), count(expire_at_ms) FROM keys
-             WHERE db >= 0 AND (expire_at_ms IS NULL OR expire_at_ms > ?1) GROUP BY db ORDER BY db",
-        )?;
-        let rows = stmt.query_map([view.now()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        let mut dbs = Vec::new();
-        for row in rows {
-            dbs.push(row?);
-        }
-        Ok(dbs)
-    })
 }
 
 /// `COMMAND [COUNT | INFO name… | DOCS name… | LIST]`.
