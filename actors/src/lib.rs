@@ -8,6 +8,7 @@
 //! blocking waiter registry.
 
 mod engine;
+pub mod source;
 pub mod supervisor;
 pub mod waiters;
 
