@@ -6,6 +6,7 @@
 //! library lets unit tests reach it.
 
 pub mod cli;
+pub mod migration;
 pub mod resp;
 pub mod serve;
 pub mod shutdown;

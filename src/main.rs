@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use keyferry::cli::{Cli, Command, redact_passwords};
+use keyferry::cli::{Cli, Command, TrackerCommand, redact_passwords};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -17,6 +17,17 @@ fn main() -> ExitCode {
     let name = cli.command.name();
     let result = match cli.command {
         Command::Serve(args) => keyferry::serve::run(args).map_err(|e| e.to_string()),
+        Command::Preflight(args) => keyferry::migration::preflight::run(args),
+        Command::Tracker(TrackerCommand::Start(args)) => keyferry::migration::tracker::start(args),
+        Command::Tracker(TrackerCommand::Stop(args)) => keyferry::migration::tracker::stop(args),
+        Command::Bulk(args) => keyferry::migration::bulk::bulk(args),
+        Command::ApplyDirty(args) => keyferry::migration::bulk::apply_dirty(args),
+        Command::Migrate(args) => keyferry::migration::migrate::run(args),
+        Command::Status(args) => keyferry::migration::status::run(args).map_err(|e| e.to_string()),
+        Command::Verify(args) => keyferry::migration::verify::run(args).map_err(|e| e.to_string()),
+        Command::Control(args) => {
+            keyferry::migration::control::run(args).map_err(|e| e.to_string())
+        }
         _ => Err("not implemented yet".to_string()),
     };
     match result {

@@ -7,9 +7,13 @@
 //! tracker, bulk scanner, dirty applier and job dequeuer. [`waiters`] is the
 //! blocking waiter registry.
 
+pub mod compare;
 mod engine;
+pub mod migration;
+pub mod preflight;
 pub mod source;
 pub mod supervisor;
+pub mod verify;
 pub mod waiters;
 
 pub use engine::{Engine, EngineConfig, EngineError};

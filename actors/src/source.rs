@@ -12,6 +12,9 @@
 //! databases hold one connection per database instead of switching with
 //! `SELECT`, which would race on a multiplexed connection.
 
+pub mod fetch;
+pub mod info;
+pub mod scan;
 mod uri;
 
 use std::time::Duration;
@@ -19,6 +22,8 @@ use std::time::Duration;
 use redis::aio::{MultiplexedConnection, PubSub};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 
+pub use fetch::{BigKey, FetchLimits, Fetched, StreamError, approx_bytes, fetch_keys};
+pub use scan::scan_page;
 pub use uri::{SourceUri, UriError};
 
 /// How long connecting (TCP, TLS and the AUTH/SELECT handshake) may take.
@@ -85,7 +90,10 @@ impl Source {
     /// Resolves the password: the URI's own wins, then `password_file`,
     /// then [`PASSWORD_ENV`]. A password file's trailing newline is not part
     /// of the password.
-    pub fn new(mut uri: SourceUri, password_file: Option<&std::path::Path>) -> Result<Self, SourceError> {
+    pub fn new(
+        mut uri: SourceUri,
+        password_file: Option<&std::path::Path>,
+    ) -> Result<Self, SourceError> {
         if uri.password.is_none() {
             uri.password = match password_file {
                 Some(path) => Some(
@@ -101,12 +109,12 @@ impl Source {
             };
         }
         let ca_pem = match std::env::var_os(CA_FILE_ENV) {
-            Some(path) if uri.tls => Some(std::fs::read(&path).map_err(|source| {
-                SourceError::CaFile {
+            Some(path) if uri.tls => {
+                Some(std::fs::read(&path).map_err(|source| SourceError::CaFile {
                     path: path.to_string_lossy().into_owned(),
                     source,
-                }
-            })?),
+                })?)
+            }
             _ => None,
         };
         Ok(Source { uri, ca_pem })

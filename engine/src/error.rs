@@ -72,6 +72,10 @@ pub enum StoreError {
     /// The writer reported a failure this build does not know.
     #[error("write failed: {0}")]
     Writer(String),
+    /// The caller cancelled the write before it changed anything (e.g. an
+    /// earlier write it depends on failed).
+    #[error("write cancelled: {0}")]
+    Cancelled(String),
 }
 
 impl From<WriteError<StoreError>> for StoreError {

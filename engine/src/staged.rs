@@ -97,18 +97,35 @@ impl StagedKey {
         self.finished = true;
         let id = self.id;
         self.shared.write(move |tx| {
-            let staged = staging_row(tx, id)?;
-            tx.delete_key(db, &key)?;
-            if staged.len == 0 || expire_at_ms.is_some_and(|at| at <= tx.now()) {
-                tx.discard(&staged, tx.shared().inline_free_limit)?;
-            } else {
-                tx.conn()
-                    .prepare_cached(
-                        "UPDATE keys SET db = ?2, key = ?3, expire_at_ms = ?4 WHERE id = ?1",
-                    )?
-                    .execute(params![id, db.sql(), key, expire_at_ms])?;
-            }
+            swap_in(tx, id, db, &key, expire_at_ms)?;
             tx.append_events(&events)
+        })
+    }
+
+    /// Like [`StagedKey::commit`], but first asks `skip` inside the same
+    /// transaction: when it says yes, the staged value is dropped instead,
+    /// `key` is left as it is, no event is appended, and the write
+    /// resolves to `None`. The migration uses it so that a key the dirty
+    /// applier took over while it was being streamed is not overwritten
+    /// with an older copy.
+    pub fn commit_unless(
+        mut self,
+        db: Db,
+        key: Vec<u8>,
+        expire_at_ms: Option<i64>,
+        events: Vec<Event>,
+        skip: impl FnOnce(&Tx<'_>) -> Result<bool, StoreError> + Send + 'static,
+    ) -> Write<Option<Vec<Seq>>> {
+        self.finished = true;
+        let id = self.id;
+        self.shared.write(move |tx| {
+            staging_row(tx, id)?;
+            if skip(tx)? {
+                trash::move_to_trash(tx.conn(), id)?;
+                return Ok(None);
+            }
+            swap_in(tx, id, db, &key, expire_at_ms)?;
+            tx.append_events(&events).map(Some)
         })
     }
 
@@ -134,6 +151,26 @@ fn abort(shared: &Arc<Shared>, id: i64) -> Write<()> {
         staging_row(tx, id)?;
         Ok(trash::move_to_trash(tx.conn(), id)?)
     })
+}
+
+/// Moves staging row `id` into `db` as `key`, replacing what `key` held.
+fn swap_in(
+    tx: &mut Tx<'_>,
+    id: i64,
+    db: Db,
+    key: &[u8],
+    expire_at_ms: Option<i64>,
+) -> Result<(), StoreError> {
+    let staged = staging_row(tx, id)?;
+    tx.delete_key(db, key)?;
+    if staged.len == 0 || expire_at_ms.is_some_and(|at| at <= tx.now()) {
+        tx.discard(&staged, tx.shared().inline_free_limit)?;
+    } else {
+        tx.conn()
+            .prepare_cached("UPDATE keys SET db = ?2, key = ?3, expire_at_ms = ?4 WHERE id = ?1")?
+            .execute(params![id, db.sql(), key, expire_at_ms])?;
+    }
+    Ok(())
 }
 
 /// The staging row `id`, or `StagingLost` if it was committed, aborted or

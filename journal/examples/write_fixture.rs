@@ -1,11 +1,12 @@
 //! Writes a fixture journal with the current schema: one event of every
-//! kind (see `tests/support/samples.rs`) and a summary snapshot.
+//! kind (`every_kind` in `tests/support/samples.rs`, the newest
+//! `written_by_vN`) and a summary snapshot.
 //!
 //! Run once per schema version and commit the result under
 //! `journal/tests/fixtures/` — never regenerate an old version's fixture:
 //!
 //! ```text
-//! cargo run -p keyferry-journal --example write_fixture -- journal/tests/fixtures/journal_v1.sqlite
+//! cargo run -p keyferry-journal --example write_fixture -- journal/tests/fixtures/journal_v2.sqlite
 //! ```
 
 use std::error::Error;
@@ -32,7 +33,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         .into());
     }
     let (writer, journal) = Journal::open(&path, Durability::Full, WriterConfig::default())?;
-    journal.append(samples::written_by_v1()).wait()?;
+    journal.append(samples::every_kind()).wait()?;
     let replayed = journal.replay::<Summary>(None)?;
     journal
         .save_snapshot(&replayed.state, replayed.seq)

@@ -1,11 +1,16 @@
 //! Appending events: encoding and checksumming them, then inserting the
-//! rows inside a write transaction.
+//! rows inside a write transaction together with their effect on the
+//! migration registry ([`crate::registry`]).
 //!
 //! The two steps are separate so that [`crate::Journal::append`] can encode
 //! on the caller's thread and hand the writer only ready-made rows: the
 //! writer thread (and SQLite's write lock, which other processes wait on)
-//! is then busy for the inserts alone.
+//! is then busy for the inserts alone. The registry is projected at insert
+//! time, in the same transaction, because its rows depend on the sequence
+//! numbers SQLite assigns there: a committed event is always projected, and
+//! a rolled-back one never is.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use rusqlite::Connection;
@@ -13,6 +18,7 @@ use rusqlite::Connection;
 use crate::codec::{encode_named, row_checksum};
 use crate::error::JournalError;
 use crate::event::{EVENT_VERSION, Event, Seq};
+use crate::registry;
 
 /// Inserts `events` into the journal on `conn`, inside the caller's
 /// transaction, and returns their sequence numbers in order.
@@ -25,14 +31,18 @@ pub fn append_in(conn: &Connection, events: &[Event]) -> Result<Vec<Seq>, Journa
     insert(conn, &Encoded::new(events)?)
 }
 
-/// A batch of events encoded and checksummed, ready to insert.
+/// A batch of events encoded and checksummed, ready to insert, with the
+/// events themselves for the registry projection.
 ///
 /// All payloads share one buffer, so a batch costs two allocations however
-/// many events it holds.
-pub(crate) struct Encoded {
+/// many events it holds. The events are borrowed when the batch is inserted
+/// on the caller's thread ([`append_in`]) and owned when it travels to the
+/// writer ([`crate::Journal::append`]), so neither path copies them.
+pub(crate) struct Encoded<'a> {
     at_ms: i64,
     payloads: Vec<u8>,
     rows: Vec<EncodedRow>,
+    events: Cow<'a, [Event]>,
 }
 
 struct EncodedRow {
@@ -41,13 +51,14 @@ struct EncodedRow {
     payload: Range<usize>,
 }
 
-impl Encoded {
+impl<'a> Encoded<'a> {
     /// Encodes `events`, stamping them with the current time.
-    pub(crate) fn new(events: &[Event]) -> Result<Self, JournalError> {
+    pub(crate) fn new(events: impl Into<Cow<'a, [Event]>>) -> Result<Self, JournalError> {
+        let events = events.into();
         let at_ms = crate::now_ms();
         let mut payloads = Vec::with_capacity(events.len() * 96);
         let mut rows = Vec::with_capacity(events.len());
-        for event in events {
+        for event in events.iter() {
             let kind = event.kind();
             let start = payloads.len();
             encode_named(&mut payloads, event)
@@ -63,21 +74,23 @@ impl Encoded {
             at_ms,
             payloads,
             rows,
+            events,
         })
     }
 }
 
-/// Inserts an encoded batch inside the caller's transaction and returns the
-/// sequence numbers SQLite assigned, in order.
+/// Inserts an encoded batch inside the caller's transaction, projects each
+/// event into the registry right after its row, and returns the sequence
+/// numbers SQLite assigned, in order.
 ///
 /// The metrics count rows as they are written into the transaction; the
 /// rare rolled-back append is counted too.
-pub(crate) fn insert(conn: &Connection, batch: &Encoded) -> Result<Vec<Seq>, JournalError> {
+pub(crate) fn insert(conn: &Connection, batch: &Encoded<'_>) -> Result<Vec<Seq>, JournalError> {
     let mut insert = conn.prepare_cached(
         "INSERT INTO journal (kind, version, at_ms, checksum, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut seqs = Vec::with_capacity(batch.rows.len());
-    for row in &batch.rows {
+    for (row, event) in batch.rows.iter().zip(batch.events.iter()) {
         let payload = &batch.payloads[row.payload.clone()];
         insert.execute(rusqlite::params![
             row.kind,
@@ -86,7 +99,9 @@ pub(crate) fn insert(conn: &Connection, batch: &Encoded) -> Result<Vec<Seq>, Jou
             row.checksum,
             payload
         ])?;
-        seqs.push(conn.last_insert_rowid());
+        let seq = conn.last_insert_rowid();
+        registry::apply(conn, seq, batch.at_ms, event)?;
+        seqs.push(seq);
     }
     if let Some(&last) = seqs.last() {
         metrics::counter!("keyferry_journal_appends_total").increment(seqs.len() as u64);

@@ -37,6 +37,34 @@ pub enum RunStatus {
     Failed,
 }
 
+impl RunStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Running,
+        RunStatus::Paused,
+        RunStatus::Completed,
+        RunStatus::Aborted,
+        RunStatus::Failed,
+    ];
+
+    /// The status's stable lower-case name, as stored in the registry's
+    /// `status` column and shown by `keyferry status --json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Completed => "completed",
+            RunStatus::Aborted => "aborted",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// The status named `name` (see [`RunStatus::as_str`]), if any.
+    pub fn from_name(name: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
 /// How bad a recorded error is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -46,6 +74,24 @@ pub enum Severity {
     Warning,
     /// An operation failed (e.g. a key could not be imported).
     Error,
+}
+
+impl Severity {
+    /// The severity's stable lower-case name, as stored in the registry's
+    /// `severity` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    /// The severity named `name` (see [`Severity::as_str`]), if any.
+    pub fn from_name(name: &str) -> Option<Severity> {
+        [Severity::Warning, Severity::Error]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// Progress counters of a run, as of a checkpoint. Cumulative since the run
@@ -101,10 +147,20 @@ pub enum Event {
         /// `run_id` reported by the source's `INFO`: a different one means
         /// the source restarted and `cursor` is no longer valid.
         source_run_id: String,
-        /// The `SCAN` cursor to continue from (0 once the scan finished).
+        /// The `SCAN` cursor to continue from, in database `db` (0 once
+        /// that database's scan finished).
         cursor: u64,
         /// Cumulative counters up to this checkpoint.
         counters: Counters,
+        /// The logical database `cursor` belongs to: the scan walks
+        /// databases 0..15 in order. Absent from rows written before it
+        /// existed, which only ever scanned database 0.
+        #[serde(default)]
+        db: u32,
+        /// True once the scan of every database finished: nothing is left
+        /// to resume. Absent (false) from rows written before it existed.
+        #[serde(default)]
+        done: bool,
     },
     /// A batch of keys was imported (in the same transaction as this event).
     BatchCommitted {
@@ -295,6 +351,88 @@ pub enum Event {
         /// The last event the snapshot includes.
         covers_seq: Seq,
     },
+    /// The run needs a safety sweep (a full comparison pass): the tracker
+    /// was disconnected or its buffer overflowed, the source ran
+    /// `FLUSHDB`/`FLUSHALL`/`SWAPDB` (which emit no per-key event), or the
+    /// source restarted. Writes may have been missed.
+    SweepRequired {
+        /// The run.
+        run_id: String,
+        /// What made the sweep necessary, for operators.
+        reason: String,
+    },
+    /// A safety sweep finished. It began when the journal's last sequence
+    /// number was `started_seq`, so it covers only the needs recorded up to
+    /// there: a [`Event::SweepRequired`] after `started_seq` still stands.
+    SweepCompleted {
+        /// The run.
+        run_id: String,
+        /// The journal's last sequence number when the sweep began.
+        started_seq: Seq,
+    },
+    /// `keyferry control … set` changed a run's throttles. Only the `Some`
+    /// fields change; `None` leaves a throttle as it was.
+    ThrottlesChanged {
+        /// The run.
+        run_id: String,
+        /// Most source requests per second.
+        max_rps: Option<u32>,
+        /// Most source requests in flight at once.
+        max_concurrency: Option<u32>,
+        /// Most keys per imported batch (one transaction).
+        batch_keys: Option<u32>,
+        /// Most key and value bytes per imported batch.
+        batch_bytes: Option<u64>,
+        /// The `COUNT` hint given to `SCAN`.
+        scan_count: Option<u32>,
+    },
+    /// `keyferry tracker stop` asked the run's tracker (possibly in another
+    /// process) to stop.
+    TrackerStopRequested {
+        /// The run.
+        run_id: String,
+    },
+    /// The run's tracker connected to, or lost, the source.
+    TrackerState {
+        /// The run.
+        run_id: String,
+        /// True when it is subscribed and receiving notifications.
+        connected: bool,
+        /// `run_id` reported by the source's `INFO` (empty when unknown,
+        /// e.g. on a disconnect).
+        source_run_id: String,
+    },
+    /// The tool changed the source's `notify-keyspace-events`. Recorded so
+    /// that `previous` is restored at the end, even after a crash.
+    NotificationsChanged {
+        /// The run.
+        run_id: String,
+        /// The setting before the change, to restore.
+        previous: String,
+        /// The setting the tool applied.
+        applied: String,
+    },
+    /// The source's `notify-keyspace-events` was set back to what
+    /// [`Event::NotificationsChanged`] recorded.
+    NotificationsRestored {
+        /// The run.
+        run_id: String,
+    },
+    /// The dirty applier found the key to be of a type it cannot migrate
+    /// (a stream, a module type) and set it aside.
+    KeyMarkedSkipped {
+        /// The run.
+        run_id: String,
+        /// Logical database (0..15).
+        db: u32,
+        /// The key, as raw bytes.
+        #[serde(with = "serde_bytes")]
+        key: Vec<u8>,
+        /// Registry events up to this sequence number are settled.
+        through_seq: Seq,
+        /// Why it was skipped (e.g. `stream`).
+        reason: String,
+    },
 }
 
 impl Event {
@@ -320,7 +458,48 @@ impl Event {
         "job_lease_expired",
         "actor_restarted",
         "snapshot_taken",
+        "sweep_required",
+        "sweep_completed",
+        "throttles_changed",
+        "tracker_stop_requested",
+        "tracker_state",
+        "notifications_changed",
+        "notifications_restored",
+        "key_marked_skipped",
     ];
+
+    /// The migration run the event belongs to, if it belongs to one.
+    pub fn run_id(&self) -> Option<&str> {
+        match self {
+            Event::RunStarted { run_id, .. }
+            | Event::RunStatusChanged { run_id, .. }
+            | Event::Checkpoint { run_id, .. }
+            | Event::BatchCommitted { run_id, .. }
+            | Event::KeyDirtied { run_id, .. }
+            | Event::KeyDeleted { run_id, .. }
+            | Event::KeyMarkedApplied { run_id, .. }
+            | Event::KeyMarkedDeleted { run_id, .. }
+            | Event::SweepRequired { run_id, .. }
+            | Event::SweepCompleted { run_id, .. }
+            | Event::ThrottlesChanged { run_id, .. }
+            | Event::TrackerStopRequested { run_id }
+            | Event::TrackerState { run_id, .. }
+            | Event::NotificationsChanged { run_id, .. }
+            | Event::NotificationsRestored { run_id }
+            | Event::KeyMarkedSkipped { run_id, .. } => Some(run_id),
+            Event::ErrorRecorded { run_id, .. } => run_id.as_deref(),
+            Event::JobEnqueued { .. }
+            | Event::JobLeased { .. }
+            | Event::JobHeartbeat { .. }
+            | Event::JobAcked { .. }
+            | Event::JobFailed { .. }
+            | Event::JobRetried { .. }
+            | Event::JobDeadLettered { .. }
+            | Event::JobLeaseExpired { .. }
+            | Event::ActorRestarted { .. }
+            | Event::SnapshotTaken { .. } => None,
+        }
+    }
 
     /// The event's kind, stored in the journal's `kind` column so rows can
     /// be selected without decoding their payload.
@@ -345,6 +524,14 @@ impl Event {
             Event::JobLeaseExpired { .. } => "job_lease_expired",
             Event::ActorRestarted { .. } => "actor_restarted",
             Event::SnapshotTaken { .. } => "snapshot_taken",
+            Event::SweepRequired { .. } => "sweep_required",
+            Event::SweepCompleted { .. } => "sweep_completed",
+            Event::ThrottlesChanged { .. } => "throttles_changed",
+            Event::TrackerStopRequested { .. } => "tracker_stop_requested",
+            Event::TrackerState { .. } => "tracker_state",
+            Event::NotificationsChanged { .. } => "notifications_changed",
+            Event::NotificationsRestored { .. } => "notifications_restored",
+            Event::KeyMarkedSkipped { .. } => "key_marked_skipped",
         }
     }
 }

@@ -61,7 +61,7 @@ impl Journal {
     /// The events are encoded on the calling thread, so the writer only
     /// inserts ready-made rows.
     pub fn append(&self, events: Vec<Event>) -> Pending<Vec<Seq>, JournalError> {
-        match Encoded::new(&events) {
+        match Encoded::new(events) {
             Ok(batch) => self.writer.submit(move |conn| append::insert(conn, &batch)),
             Err(e) => Pending::failed(e),
         }

@@ -20,6 +20,10 @@
 //! reported with its sequence number, never skipped. [`Projection`]s fold
 //! events into state, and snapshots of that state let a replay after a
 //! restart read only the tail of the journal.
+//!
+//! The migration registry ([`registry`]) is the journal's SQL face: tables
+//! of runs, dirty keys and errors, written in the same transaction as each
+//! append, that the CLI and the actors query directly.
 
 mod append;
 pub mod codec;
@@ -30,6 +34,7 @@ mod journal;
 mod migrations;
 mod projection;
 mod read;
+pub mod registry;
 pub mod schema;
 mod snapshot;
 mod summary;
@@ -43,6 +48,7 @@ pub use journal::Journal;
 pub use migrations::{COMPONENT, MIGRATIONS};
 pub use projection::{Projection, Replayed};
 pub use read::{Entries, Entry};
+pub use registry::{ErrorRow, PendingKey, PendingState, RunRow, Throttles};
 pub use summary::{ActorRestarts, CheckpointSummary, JobCounts, RunSummary, Summary};
 pub use writer::{Isolation, Pending, WriteError, Writer, WriterConfig, WriterHandle};
 

@@ -7,6 +7,8 @@
 //! Never edit a migration that has shipped: add a new one, and a fixture
 //! journal written by the old version (see `tests/fixtures/`).
 
+use rusqlite::Connection;
+
 use crate::schema::Migration;
 
 /// The component name under which the journal's version is recorded in
@@ -14,14 +16,15 @@ use crate::schema::Migration;
 pub const COMPONENT: &str = "journal";
 
 /// The journal's migrations, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    // `seq` is a plain INTEGER PRIMARY KEY (the rowid): SQLite assigns it
-    // inside the writing transaction, so several processes appending to one
-    // file get distinct, increasing numbers. Rows are never deleted, so
-    // rowids are never reused. No secondary index on `journal`: replay
-    // reads by `seq`, and every index would slow each append.
-    sql: "
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        // `seq` is a plain INTEGER PRIMARY KEY (the rowid): SQLite assigns it
+        // inside the writing transaction, so several processes appending to one
+        // file get distinct, increasing numbers. Rows are never deleted, so
+        // rowids are never reused. No secondary index on `journal`: replay
+        // reads by `seq`, and every index would slow each append.
+        sql: "
         CREATE TABLE journal (
             seq      INTEGER PRIMARY KEY,
             kind     TEXT    NOT NULL,
@@ -41,4 +44,111 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
         );
         CREATE INDEX journal_snapshots_by_seq ON journal_snapshots(projection, version, seq);
     ",
-}];
+    },
+    Migration {
+        version: 2,
+        // The migration registry: SQL projections of the journal, kept up
+        // to date in the transaction of every append (see
+        // `crate::registry`). Events already in the journal are projected
+        // by `after_sql` right after this SQL, in the same migration
+        // transaction.
+        //
+        // Counters are NOT NULL DEFAULT 0 so increments need no coalesce;
+        // values not known yet (throttles, seqs, reasons) are NULL.
+        // `scan_cursor` holds the u64 SCAN cursor bit-cast to SQLite's i64.
+        //
+        // The dirty-key table is WITHOUT ROWID: its rows are looked up by
+        // (run_id, db, key) on every tracker event, and a rowid table would
+        // need a second b-tree for that. The index serves "pending keys of
+        // a run, oldest first" as one index range per pending state, and
+        // counting keys by state without touching the table.
+        //
+        // `source_run_id` is the source's INFO run_id as last seen by anyone
+        // (scanner or tracker); `scan_source_run_id` is the one the scan
+        // cursor was taken under, which alone says whether the cursor is
+        // still valid.
+        sql: "
+        CREATE TABLE migration_runs (
+            run_id                  TEXT    PRIMARY KEY,
+            source_uri              TEXT    NOT NULL DEFAULT '',
+            destination             TEXT    NOT NULL DEFAULT '',
+            started_at_ms           INTEGER NOT NULL,
+            updated_at_ms           INTEGER NOT NULL,
+            status                  TEXT    NOT NULL DEFAULT 'running'
+                CHECK (status IN ('running', 'paused', 'completed', 'aborted', 'failed')),
+            status_reason           TEXT,
+            scan_db                 INTEGER NOT NULL DEFAULT 0,
+            scan_cursor             INTEGER NOT NULL DEFAULT 0,
+            scan_done               INTEGER NOT NULL DEFAULT 0,
+            source_run_id           TEXT,
+            scan_source_run_id      TEXT,
+            scanned_keys            INTEGER NOT NULL DEFAULT 0,
+            migrated_keys           INTEGER NOT NULL DEFAULT 0,
+            skipped_keys            INTEGER NOT NULL DEFAULT 0,
+            error_keys              INTEGER NOT NULL DEFAULT 0,
+            migrated_bytes          INTEGER NOT NULL DEFAULT 0,
+            batches                 INTEGER NOT NULL DEFAULT 0,
+            dirty_keys_seen         INTEGER NOT NULL DEFAULT 0,
+            dirty_events            INTEGER NOT NULL DEFAULT 0,
+            dirty_keys_applied      INTEGER NOT NULL DEFAULT 0,
+            dirty_keys_deleted      INTEGER NOT NULL DEFAULT 0,
+            dirty_keys_skipped      INTEGER NOT NULL DEFAULT 0,
+            needs_sweep             INTEGER NOT NULL DEFAULT 0,
+            last_sweep_required_seq INTEGER,
+            sweep_reason            TEXT,
+            max_rps                 INTEGER,
+            max_concurrency         INTEGER,
+            batch_keys              INTEGER,
+            batch_bytes             INTEGER,
+            scan_count              INTEGER,
+            tracker_connected       INTEGER NOT NULL DEFAULT 0,
+            tracker_stop_seq        INTEGER,
+            notify_previous         TEXT,
+            last_error              TEXT,
+            last_checkpoint_seq     INTEGER,
+            last_checkpoint_at_ms   INTEGER,
+            last_seq                INTEGER NOT NULL
+        );
+        CREATE TABLE migration_dirty_keys (
+            run_id           TEXT    NOT NULL,
+            db               INTEGER NOT NULL,
+            key              BLOB    NOT NULL,
+            first_seen_seq   INTEGER NOT NULL,
+            last_seen_seq    INTEGER NOT NULL,
+            first_seen_at_ms INTEGER NOT NULL,
+            last_seen_at_ms  INTEGER NOT NULL,
+            events_count     INTEGER NOT NULL,
+            last_event       TEXT,
+            state            TEXT    NOT NULL
+                CHECK (state IN ('dirty', 'deleted', 'applied', 'removed', 'skipped')),
+            settled_seq      INTEGER,
+            PRIMARY KEY (run_id, db, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX migration_dirty_keys_by_state
+            ON migration_dirty_keys(run_id, state, last_seen_seq);
+        CREATE TABLE migration_errors (
+            seq       INTEGER PRIMARY KEY,
+            run_id    TEXT,
+            at_ms     INTEGER NOT NULL,
+            component TEXT    NOT NULL,
+            severity  TEXT    NOT NULL CHECK (severity IN ('warning', 'error')),
+            db        INTEGER,
+            key       BLOB,
+            message   TEXT    NOT NULL
+        );
+        CREATE INDEX migration_errors_by_run ON migration_errors(run_id, seq);
+    ",
+    },
+];
+
+/// The part of journal migration `version` that SQL alone cannot do, run by
+/// [`crate::schema::migrate`] right after that migration's SQL, inside the
+/// same transaction.
+pub(crate) fn after_sql(conn: &Connection, version: u32) -> rusqlite::Result<()> {
+    match version {
+        // Events appended before the registry existed are projected now,
+        // so the registry never depends on which build wrote an event.
+        2 => crate::registry::project_existing(conn),
+        _ => Ok(()),
+    }
+}

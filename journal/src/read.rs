@@ -89,7 +89,8 @@ impl Entries {
 }
 
 /// Checks and decodes the row `seq`, borrowing its text and blob in place.
-fn entry(seq: Seq, row: &Row<'_>) -> Result<Entry, ReadError> {
+/// `row` holds the columns `seq, kind, version, at_ms, checksum, payload`.
+pub(crate) fn entry(seq: Seq, row: &Row<'_>) -> Result<Entry, ReadError> {
     let malformed = |source: FromSqlError| ReadError::MalformedRow { seq, source };
     let column = |i| row.get_ref(i).map_err(ReadError::Sqlite);
     let kind = column(1)?.as_str().map_err(malformed)?;

@@ -7,6 +7,11 @@
 //! missing ones in a single `BEGIN IMMEDIATE` transaction, so two processes
 //! opening a fresh file at once cannot both create the tables, and a file
 //! written by a *newer* keyferry is refused instead of misread.
+//!
+//! A journal migration may need Rust as well as SQL (projecting the events
+//! already stored into tables it creates); that step runs right after its
+//! SQL, in the same transaction, whoever calls [`migrate`] for the journal
+//! — its own [`crate::Journal::open`] or the keyspace's store.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
@@ -97,6 +102,9 @@ pub fn migrate(
     }
     for m in migrations.iter().filter(|m| m.version > found) {
         tx.execute_batch(m.sql).map_err(wrap)?;
+        if component == crate::migrations::COMPONENT {
+            crate::migrations::after_sql(&tx, m.version).map_err(wrap)?;
+        }
         tx.execute(
             "INSERT INTO schema_version(component, version, updated_at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT(component) DO UPDATE SET version = excluded.version, updated_at_ms = excluded.updated_at_ms",

@@ -1,6 +1,6 @@
 //! [`Summary`], the projection behind `keyferry status` and `replay`: per-run
-//! status and counters, dirty-key registry counts, jobs by state and
-//! restarts per actor.
+//! status and counters, dirty-key registry counts, sweep and tracker state, jobs by
+//! state and restarts per actor.
 //!
 //! It keeps aggregates only — nothing per key or per job — so its memory and
 //! its snapshots stay small however long the journal grows. Jobs can be
@@ -62,6 +62,29 @@ pub struct RunSummary {
     pub errors: u64,
     /// Warnings recorded for this run.
     pub warnings: u64,
+    /// Keys the dirty applier set aside as unsupported.
+    #[serde(default)]
+    pub marked_skipped: u64,
+    /// Safety sweeps required (`SweepRequired` events).
+    #[serde(default)]
+    pub sweeps_required: u64,
+    /// Safety sweeps completed.
+    #[serde(default)]
+    pub sweeps_completed: u64,
+    /// Sequence number of the latest `SweepRequired`.
+    #[serde(default)]
+    pub last_sweep_required_seq: Option<Seq>,
+    /// True while a sweep is required and none that began after the need
+    /// was recorded has completed.
+    #[serde(default)]
+    pub needs_sweep: bool,
+    /// True while the tracker is connected to the source.
+    #[serde(default)]
+    pub tracker_connected: bool,
+    /// The source's `notify-keyspace-events` to restore, while the tool's
+    /// change is in force.
+    #[serde(default)]
+    pub notify_previous: Option<String>,
 }
 
 /// A run's latest checkpoint.
@@ -75,6 +98,12 @@ pub struct CheckpointSummary {
     pub cursor: u64,
     /// Cumulative counters.
     pub counters: Counters,
+    /// The database `cursor` belongs to.
+    #[serde(default)]
+    pub db: u32,
+    /// True once every database was scanned.
+    #[serde(default)]
+    pub done: bool,
 }
 
 /// How many jobs are in each state.
@@ -166,12 +195,16 @@ impl Projection for Summary {
                 source_run_id,
                 cursor,
                 counters,
+                db,
+                done,
             } => {
                 self.run(run_id).checkpoint = Some(CheckpointSummary {
                     seq,
                     source_run_id: source_run_id.clone(),
                     cursor: *cursor,
                     counters: *counters,
+                    db: *db,
+                    done: *done,
                 });
             }
             Event::BatchCommitted {
@@ -215,6 +248,46 @@ impl Projection for Summary {
                 restarts.last_reason.clone_from(reason);
             }
             Event::SnapshotTaken { .. } => self.snapshots += 1,
+            Event::KeyMarkedSkipped { run_id, .. } => self.run(run_id).marked_skipped += 1,
+            Event::SweepRequired { run_id, .. } => {
+                let run = self.run(run_id);
+                run.sweeps_required += 1;
+                run.last_sweep_required_seq = Some(seq);
+                run.needs_sweep = true;
+            }
+            Event::SweepCompleted {
+                run_id,
+                started_seq,
+            } => {
+                let run = self.run(run_id);
+                run.sweeps_completed += 1;
+                // A need recorded after the sweep began still stands.
+                if run
+                    .last_sweep_required_seq
+                    .is_none_or(|s| s <= *started_seq)
+                {
+                    run.needs_sweep = false;
+                }
+            }
+            Event::TrackerState {
+                run_id, connected, ..
+            } => self.run(run_id).tracker_connected = *connected,
+            Event::NotificationsChanged {
+                run_id, previous, ..
+            } => {
+                // The first unrestored setting is the one to restore, as in
+                // the registry.
+                let pending = &mut self.run(run_id).notify_previous;
+                if pending.is_none() {
+                    *pending = Some(previous.clone());
+                }
+            }
+            Event::NotificationsRestored { run_id } => self.run(run_id).notify_previous = None,
+            Event::ThrottlesChanged { run_id, .. } | Event::TrackerStopRequested { run_id } => {
+                // Mentioned, so the run exists; their effect is the
+                // registry's business (status), not a summary's.
+                self.run(run_id);
+            }
         }
     }
 }

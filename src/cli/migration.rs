@@ -171,6 +171,10 @@ pub struct ApplyDirtyArgs {
     /// Rate and batch limits.
     #[command(flatten)]
     pub throttles: Throttles,
+    /// First sweep the whole source and destination for differences the
+    /// tracker may have missed (what a run marked `needs_sweep` asks for).
+    #[arg(long)]
+    pub sweep: bool,
 }
 
 /// `keyferry status`.

@@ -10,6 +10,7 @@
 //! parses replies that tests must look into rather than compare as bytes.
 
 mod client;
+pub mod dataset;
 mod diff;
 mod process;
 mod redis_server;

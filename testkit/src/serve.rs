@@ -17,6 +17,8 @@ pub struct KeyferryServe {
     started: Started,
     bin: PathBuf,
     extra: Vec<OsString>,
+    /// The file served, when not the temp dir's `keyferry.db`.
+    file: Option<PathBuf>,
 }
 
 impl KeyferryServe {
@@ -29,11 +31,26 @@ impl KeyferryServe {
     pub fn start(bin: &Path, extra: &[&str]) -> Self {
         let bin = bin.to_path_buf();
         let extra: Vec<OsString> = extra.iter().map(OsString::from).collect();
-        let started = start_on_free_port("keyferry serve", serve_command(&bin, &extra));
+        let started = start_on_free_port("keyferry serve", serve_command(&bin, &extra, None));
         Self {
             started,
             bin,
             extra,
+            file: None,
+        }
+    }
+
+    /// Starts `BIN serve --db FILE --port PORT` on an existing file (a
+    /// migration's destination, say); logs go to a temp dir.
+    pub fn serve_file(bin: &Path, file: &Path) -> Self {
+        let bin = bin.to_path_buf();
+        let file = file.to_path_buf();
+        let started = start_on_free_port("keyferry serve", serve_command(&bin, &[], Some(&file)));
+        Self {
+            started,
+            bin,
+            extra: Vec::new(),
+            file: Some(file),
         }
     }
 
@@ -49,7 +66,9 @@ impl KeyferryServe {
 
     /// The database file it serves (the same across restarts).
     pub fn db_path(&self) -> PathBuf {
-        self.started.dir.path().join("keyferry.db")
+        self.file
+            .clone()
+            .unwrap_or_else(|| self.started.dir.path().join("keyferry.db"))
     }
 
     /// Everything it has written to stdout and stderr so far, over all
@@ -114,21 +133,23 @@ impl KeyferryServe {
         self.started = start_in(
             "keyferry serve (restarted)",
             dir,
-            serve_command(&self.bin, &self.extra),
+            serve_command(&self.bin, &self.extra, self.file.as_deref()),
         );
     }
 }
 
-/// `BIN serve --db DIR/keyferry.db --port PORT EXTRA…`.
+/// `BIN serve --db FILE --port PORT EXTRA…`, FILE defaulting to
+/// `DIR/keyferry.db`.
 fn serve_command<'a>(
     bin: &'a Path,
     extra: &'a [OsString],
+    file: Option<&'a Path>,
 ) -> impl Fn(u16, &Path, &Path) -> Command + 'a {
     move |port, dir, _log| {
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--db")
-            .arg(dir.join("keyferry.db"))
+            .arg(file.map_or_else(|| dir.join("keyferry.db"), Path::to_path_buf))
             .arg("--port")
             .arg(port.to_string())
             .args(extra);

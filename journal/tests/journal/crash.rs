@@ -11,7 +11,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use keyferry_journal::{Durability, Event, Journal, Summary, WriterConfig, now_ms};
+use keyferry_journal::connection::open_ro;
+use keyferry_journal::{
+    Durability, Entry, Event, Journal, Summary, WriterConfig, now_ms, registry,
+};
+
+use crate::registry::{dump, rebuilt};
 
 /// Set (to the journal's path) in the child process.
 const CHILD_ENV: &str = "KEYFERRY_JOURNAL_CRASH_CHILD";
@@ -136,6 +141,16 @@ fn kill_9_loses_no_committed_event() {
     }
     let last = journal.last_seq().expect("last seq");
     assert_eq!(entries.len() as i64, last, "no gaps");
+    // The registry committed with the rows: exactly their projection.
+    let conn = open_ro(&path).expect("reader");
+    let entries: Vec<Entry> = journal
+        .read_from(1)
+        .expect("reader")
+        .collect::<Result<_, _>>()
+        .expect("entries");
+    assert_eq!(dump(&conn), dump(&rebuilt(&entries)));
+    let run = registry::run(&conn, "crash").expect("query").expect("run");
+    assert_eq!(run.dirty_events, last as u64);
     let replayed = journal.replay::<Summary>(None).expect("replay after crash");
     assert_eq!(replayed.state.runs["crash"].keys_dirtied, last as u64);
     let after = journal

@@ -39,6 +39,8 @@ fn workload(start: u64, n: u64) -> Vec<Event> {
                         scanned_keys: i,
                         ..Counters::default()
                     },
+                    db: (i % 16) as u32,
+                    done: false,
                 },
                 4 => Event::JobEnqueued {
                     job_id,
@@ -168,6 +170,8 @@ fn summary_counts_runs_jobs_and_restarts() {
                 source_run_id: "s".into(),
                 cursor: 42,
                 counters: Counters::default(),
+                db: 2,
+                done: false,
             },
             Event::KeyDirtied {
                 run_id: "r".into(),
@@ -286,8 +290,8 @@ fn summary_counts_runs_jobs_and_restarts() {
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!((run.batches, run.batch_keys, run.batch_bytes), (2, 15, 150));
     assert_eq!(
-        run.checkpoint.as_ref().map(|c| (c.seq, c.cursor)),
-        Some((4, 42))
+        run.checkpoint.as_ref().map(|c| (c.seq, c.cursor, c.db)),
+        Some((4, 42, 2))
     );
     assert_eq!((run.keys_dirtied, run.keys_deleted, run.errors), (1, 1, 1));
     assert_eq!((s.errors, s.warnings), (1, 0));

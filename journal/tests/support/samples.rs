@@ -1,19 +1,79 @@
 //! Sample events shared by the tests and the fixture generator.
 //!
-//! [`written_by_v1`] is frozen: it is exactly what
-//! `fixtures/journal_v1.sqlite` holds, and the fixture test decodes that
-//! file and compares. When a field is added to an event (with
-//! `#[serde(default)]`), add its default value here; when a new event kind
-//! is added, add a sample to [`every_kind`], not here.
+//! [`written_by_v1`] and [`written_by_v2`] are frozen: each is exactly
+//! what `fixtures/journal_vN.sqlite` holds, and the fixture tests decode
+//! those files and compare. When a field is added to an event (with
+//! `#[serde(default)]`), add its default value to each; when a new event
+//! kind is added, add a `written_by_vN` for the new schema version (and its
+//! fixture) and point [`every_kind`] at it.
 
 use keyferry_journal::{Counters, Event, RunStatus, Severity};
 
 /// A key no string type could hold: CR LF, NUL and invalid UTF-8.
 pub const BINARY_KEY: &[u8] = b"user:\r\n\0\xff\xfe:1";
 
-/// One event of every kind.
+/// One event of every kind: the newest fixture's events.
 pub fn every_kind() -> Vec<Event> {
-    written_by_v1()
+    written_by_v2()
+}
+
+/// The events of the schema v2 fixture journal, in order: v1's, then the
+/// kinds v2 added and a checkpoint using the fields it added.
+pub fn written_by_v2() -> Vec<Event> {
+    let run = || "run-1".to_string();
+    let mut events = written_by_v1();
+    events.extend([
+        Event::SweepRequired {
+            run_id: run(),
+            reason: "tracker disconnected".into(),
+        },
+        Event::SweepCompleted {
+            run_id: run(),
+            started_seq: 21,
+        },
+        Event::ThrottlesChanged {
+            run_id: run(),
+            max_rps: Some(5000),
+            max_concurrency: None,
+            batch_keys: Some(512),
+            batch_bytes: Some(8 << 20),
+            scan_count: None,
+        },
+        Event::TrackerStopRequested { run_id: run() },
+        Event::TrackerState {
+            run_id: run(),
+            connected: true,
+            source_run_id: "7d0f9b2c".into(),
+        },
+        Event::NotificationsChanged {
+            run_id: run(),
+            previous: String::new(),
+            applied: "KEA".into(),
+        },
+        Event::NotificationsRestored { run_id: run() },
+        Event::KeyMarkedSkipped {
+            run_id: run(),
+            db: 7,
+            key: BINARY_KEY.to_vec(),
+            through_seq: 0,
+            reason: "stream".into(),
+        },
+        Event::Checkpoint {
+            run_id: run(),
+            source_run_id: "7d0f9b2c".into(),
+            cursor: 0,
+            counters: Counters {
+                scanned_keys: 20,
+                migrated_keys: 17,
+                skipped_keys: 2,
+                error_keys: 1,
+                migrated_bytes: 8192,
+            },
+            db: 15,
+            done: true,
+        },
+    ]);
+    events
 }
 
 /// The events of the schema v1 fixture journal, in order.
@@ -41,6 +101,9 @@ pub fn written_by_v1() -> Vec<Event> {
                 error_keys: 1,
                 migrated_bytes: 4096,
             },
+            // Not in the v1 rows: decoded from their defaults.
+            db: 0,
+            done: false,
         },
         Event::BatchCommitted {
             run_id: run(),

@@ -1,0 +1,218 @@
+//! How a running step is steered: its throttles, and the pause / resume /
+//! abort an operator sends with `keyferry control` — possibly from another
+//! process, which is why both are read from the run's row in the
+//! destination file rather than passed as messages.
+
+use std::time::{Duration, Instant};
+
+use keyferry_journal::registry::RunRow;
+use keyferry_journal::{Event, RunStatus};
+
+use super::{MigrationError, Run};
+
+/// How often a step re-reads its run's row. Short enough that `pause`
+/// takes effect within a blink, long enough to cost nothing.
+const POLL_EVERY: Duration = Duration::from_millis(200);
+
+/// What happens to source TTLs on import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtlMode {
+    /// Keys keep their remaining time to live.
+    #[default]
+    Preserve,
+    /// Keys are imported without an expiry.
+    Drop,
+}
+
+/// The throttles of the bulk scanner and the dirty applier.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Keys asked for per `SCAN` call.
+    pub scan_count: u32,
+    /// Pages (bulk) or batches (applier) read from the source at once.
+    pub max_concurrency: u32,
+    /// Most source commands per second; `None` = unlimited.
+    pub max_rps: Option<u32>,
+    /// Most keys per destination transaction.
+    pub batch_keys: u32,
+    /// Most bytes of keys and values per destination transaction.
+    pub batch_bytes: u64,
+    /// TTL handling.
+    pub ttl_mode: TtlMode,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            scan_count: 1000,
+            max_concurrency: 4,
+            max_rps: None,
+            batch_keys: 1000,
+            batch_bytes: 64 << 20,
+            ttl_mode: TtlMode::Preserve,
+        }
+    }
+}
+
+impl Settings {
+    /// These settings with the throttles recorded on the run (by the
+    /// step's flags or `control set`) laid over them.
+    pub fn with_run(&self, row: &RunRow) -> Settings {
+        Settings {
+            scan_count: row.throttles.scan_count.unwrap_or(self.scan_count),
+            max_concurrency: row
+                .throttles
+                .max_concurrency
+                .unwrap_or(self.max_concurrency),
+            max_rps: row.throttles.max_rps.or(self.max_rps),
+            batch_keys: row.throttles.batch_keys.unwrap_or(self.batch_keys),
+            batch_bytes: row.throttles.batch_bytes.unwrap_or(self.batch_bytes),
+            ttl_mode: self.ttl_mode,
+        }
+    }
+}
+
+/// The event that records throttles given on a step's command line, so
+/// that `status` shows them and a later `control set` overrides them.
+pub fn throttles_event(
+    run_id: &str,
+    scan_count: Option<u32>,
+    max_concurrency: Option<u32>,
+    max_rps: Option<u32>,
+    batch_keys: Option<u32>,
+    batch_bytes: Option<u64>,
+) -> Option<Event> {
+    let any = scan_count.is_some()
+        || max_concurrency.is_some()
+        || max_rps.is_some()
+        || batch_keys.is_some()
+        || batch_bytes.is_some();
+    any.then(|| Event::ThrottlesChanged {
+        run_id: run_id.to_string(),
+        max_rps,
+        max_concurrency,
+        batch_keys,
+        batch_bytes,
+        scan_count,
+    })
+}
+
+/// What a step should do next, according to its run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Directive {
+    /// Keep working with these settings.
+    Work(Settings),
+    /// Wait: the run is paused.
+    Pause,
+    /// Stop: the run was aborted (or otherwise ended).
+    Stop(RunStatus),
+}
+
+/// Reads a run's row at most every [`POLL_EVERY`] and turns it into a
+/// [`Directive`].
+pub(crate) struct Control {
+    base: Settings,
+    current: Directive,
+    polled: Option<Instant>,
+}
+
+impl Control {
+    /// Starts from `base` (the step's defaults and flags).
+    pub(crate) fn new(base: Settings) -> Self {
+        Control {
+            current: Directive::Work(base.clone()),
+            base,
+            polled: None,
+        }
+    }
+
+    /// The directive now, re-reading the run's row when the last read is
+    /// older than [`POLL_EVERY`].
+    pub(crate) fn directive(&mut self, run: &Run) -> Result<Directive, MigrationError> {
+        if self.polled.is_none_or(|at| at.elapsed() >= POLL_EVERY) {
+            self.polled = Some(Instant::now());
+            let row = run.row()?;
+            self.current = match row {
+                None => Directive::Work(self.base.clone()),
+                Some(row) => match row.status {
+                    RunStatus::Paused => Directive::Pause,
+                    RunStatus::Aborted | RunStatus::Failed => Directive::Stop(row.status),
+                    _ => Directive::Work(self.base.with_run(&row)),
+                },
+            };
+        }
+        Ok(self.current.clone())
+    }
+
+    /// Waits while the run is paused; returns the settings to work with,
+    /// or `Aborted` once the run is aborted.
+    pub(crate) async fn proceed(&mut self, run: &Run) -> Result<Settings, MigrationError> {
+        loop {
+            match self.directive(run)? {
+                Directive::Work(settings) => return Ok(settings),
+                Directive::Pause => tokio::time::sleep(POLL_EVERY).await,
+                Directive::Stop(_) => return Err(MigrationError::Aborted(run.id.clone())),
+            }
+        }
+    }
+}
+
+/// Spaces source commands so that no more than `max_rps` go out per
+/// second, averaged over short bursts (a token bucket one second deep).
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    /// When the next command may go, if the bucket is empty. tokio's clock,
+    /// so tests can run it paused.
+    next_free: tokio::time::Instant,
+}
+
+impl RateLimiter {
+    pub(crate) fn new() -> Self {
+        RateLimiter {
+            next_free: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Waits until `commands` more commands fit within `max_rps`.
+    pub(crate) async fn acquire(&mut self, commands: u64, max_rps: Option<u32>) {
+        let Some(rps) = max_rps else {
+            return;
+        };
+        let now = tokio::time::Instant::now();
+        // Allow up to one second of burst, no more: idle time is not banked
+        // beyond that.
+        let floor = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+        let start = self.next_free.max(floor);
+        self.next_free = start + Duration::from_secs_f64(commands as f64 / f64::from(rps.max(1)));
+        if self.next_free > now + Duration::from_secs(1) {
+            tokio::time::sleep_until(self.next_free - Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limiter_holds_commands_to_max_rps() {
+        let mut limiter = RateLimiter::new();
+        let start = tokio::time::Instant::now();
+        // 1000 rps: the first second's worth goes at once, the next 3000
+        // commands take about three more seconds.
+        for _ in 0..40 {
+            limiter.acquire(100, Some(1000)).await;
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(2900), "{took:?}");
+        assert!(took <= Duration::from_millis(3200), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_max_rps_nothing_waits() {
+        let mut limiter = RateLimiter::new();
+        let start = tokio::time::Instant::now();
+        limiter.acquire(1_000_000, None).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+}
