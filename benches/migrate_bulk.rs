@@ -73,7 +73,11 @@ fn string_key(i: usize) -> Vec<u8> {
 }
 
 fn string_value(i: usize) -> Vec<u8> {
-    format!("value:{i:012}:{:013}", i.wrapping_mul(2_654_435_761) % 10_000_000_000_000).into_bytes()
+    format!(
+        "value:{i:012}:{:013}",
+        i.wrapping_mul(2_654_435_761) % 10_000_000_000_000
+    )
+    .into_bytes()
 }
 
 /// A measured step: keys handled, bytes, how long it took.
@@ -108,7 +112,11 @@ fn row(what: &str, m: Option<Measured>, result: &str, target: &str) {
             m.keys.to_string(),
             format!("{:.2}", m.elapsed.as_secs_f64()),
             format!("{:.0}", m.keys_per_sec()),
-            format!("{:.1}", m.mb_per_sec()),
+            if m.bytes == 0 {
+                String::new()
+            } else {
+                format!("{:.1}", m.mb_per_sec())
+            },
         ),
         None => Default::default(),
     };
@@ -167,14 +175,18 @@ async fn load_mixed(url: &str, n: usize) {
         match kind {
             0 => {
                 let mut cmd = redis::cmd("SET");
-                cmd.arg(&key).arg(format!("string-value-{i:020}")).arg("EX").arg(3_600 + i % 3_600);
+                cmd.arg(&key)
+                    .arg(format!("string-value-{i:020}"))
+                    .arg("EX")
+                    .arg(3_600 + i % 3_600);
                 pipe.add_command(cmd).ignore();
             }
             1 => {
                 let mut cmd = redis::cmd("HSET");
                 cmd.arg(&key);
                 for j in 0..len {
-                    cmd.arg(format!("field:{j:04}")).arg(format!("value:{i}:{j:06}"));
+                    cmd.arg(format!("field:{j:04}"))
+                        .arg(format!("value:{i}:{j:06}"));
                 }
                 pipe.add_command(cmd).ignore();
             }
@@ -238,7 +250,11 @@ fn ttl_of(v: &Value) -> Option<i64> {
     }
 }
 
-async fn scan_page(conn: &mut MultiplexedConnection, cursor: u64, count: u32) -> (u64, Vec<Vec<u8>>) {
+async fn scan_page(
+    conn: &mut MultiplexedConnection,
+    cursor: u64,
+    count: u32,
+) -> (u64, Vec<Vec<u8>>) {
     redis::cmd("SCAN")
         .arg(cursor)
         .arg("COUNT")
@@ -261,7 +277,12 @@ async fn read_strings(url: &str, scan_count: u32) -> (Measured, Vec<Row>) {
         if !keys.is_empty() {
             let mut pipe = redis::pipe();
             for key in &keys {
-                pipe.cmd("TYPE").arg(key).cmd("PTTL").arg(key).cmd("GET").arg(key);
+                pipe.cmd("TYPE")
+                    .arg(key)
+                    .cmd("PTTL")
+                    .arg(key)
+                    .cmd("GET")
+                    .arg(key);
             }
             let replies: Vec<Value> = pipe.query_async(&mut conn).await.expect("pipeline");
             for (key, r) in keys.into_iter().zip(replies.chunks_exact(3)) {
@@ -358,7 +379,8 @@ fn value_bytes(kind: &str, v: &Value) -> u64 {
 
 /// Baseline B: `rows` inserted raw, BATCH per transaction.
 fn raw_sqlite(dir: &std::path::Path, round: usize, rows: &[Row]) -> Measured {
-    let mut conn = open_rw(&dir.join(format!("raw-{round}.sqlite")), Durability::Normal).expect("open raw");
+    let mut conn =
+        open_rw(&dir.join(format!("raw-{round}.sqlite")), Durability::Normal).expect("open raw");
     conn.execute_batch(
         "CREATE TABLE kv (db INTEGER NOT NULL, key BLOB NOT NULL, value BLOB NOT NULL,
          expire_at_ms INTEGER, PRIMARY KEY (db, key)) WITHOUT ROWID",
@@ -371,10 +393,14 @@ fn raw_sqlite(dir: &std::path::Path, round: usize, rows: &[Row]) -> Measured {
     let started = Instant::now();
     let mut bytes = 0u64;
     for batch in rows.chunks(BATCH) {
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).expect("begin");
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("begin");
         {
             let mut insert = tx
-                .prepare_cached("INSERT INTO kv (db, key, value, expire_at_ms) VALUES (0, ?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT INTO kv (db, key, value, expire_at_ms) VALUES (0, ?1, ?2, ?3)",
+                )
                 .expect("prepare");
             for (key, value, ttl) in batch {
                 insert
@@ -416,9 +442,13 @@ async fn keyferry_bulk(url: &str, store: Store, run_id: &str) -> (Measured, Run)
     });
     let mut rx = done.subscribe();
     let started = Instant::now();
-    let supervisor = Supervisor::start(vec![spec], RestartPolicy::default(), store.journal().clone())
-        .await
-        .expect("supervisor");
+    let supervisor = Supervisor::start(
+        vec![spec],
+        RestartPolicy::default(),
+        store.journal().clone(),
+    )
+    .await
+    .expect("supervisor");
     let counters: Counters = loop {
         if let Some(outcome) = rx.borrow_and_update().clone() {
             break outcome.expect("bulk copy");
@@ -473,20 +503,30 @@ async fn apply_dirty(run: &Run, keys: Vec<Vec<u8>>) -> (Measured, Measured) {
         elapsed: started.elapsed(),
     };
     let started = Instant::now();
-    let applied = applier::drain(run, Settings::default(), &FetchLimits::default(), Mode::UntilEmpty)
-        .await
-        .expect("drain");
+    let applied = applier::drain(
+        run,
+        Settings::default(),
+        &FetchLimits::default(),
+        Mode::UntilEmpty,
+    )
+    .await
+    .expect("drain");
     let applying = Measured {
         keys: applied.applied + applied.deleted,
         bytes: 0,
         elapsed: started.elapsed(),
     };
-    assert_eq!(applied.applied, count, "every dirty key re-imported: {applied:?}");
+    assert_eq!(
+        applied.applied, count,
+        "every dirty key re-imported: {applied:?}"
+    );
     (marking, applying)
 }
 
 fn main() {
-    let mut numbers = std::env::args().skip(1).filter_map(|a| a.replace('_', "").parse::<usize>().ok());
+    let mut numbers = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.replace('_', "").parse::<usize>().ok());
     let n = numbers.next().unwrap_or(DEFAULT_KEYS).max(10);
     let rounds = numbers.next().unwrap_or(1).max(1);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -3,13 +3,13 @@
 //! arguments into calls on the actors crate and prints the outcome, as text
 //! for a person or as one JSON object (`--json`) for a program.
 
-pub mod preflight;
-mod step;
-mod progress;
-pub mod tracker;
 pub mod bulk;
-pub mod migrate;
-pub mod status;
-pub mod verify;
 pub mod control;
+pub mod migrate;
 mod output;
+pub mod preflight;
+mod progress;
+pub mod status;
+mod step;
+pub mod tracker;
+pub mod verify;

@@ -372,3 +372,65 @@ fn the_tracker_refuses_without_notifications_and_restores_what_it_enabled() {
         b"*2\r\n$22\r\nnotify-keyspace-events\r\n$0\r\n\r\n"
     );
 }
+
+#[test]
+fn migrate_with_manual_cutover_waits_for_the_operator() {
+    use std::io::{BufRead, BufReader};
+    let source = source();
+    let scale = Scale {
+        keys_per_db: 1000,
+        big: 2000,
+    };
+    populate(source.port(), 7, scale);
+    let dir = tempfile::tempdir().unwrap();
+    let (dest, dest_arg) = destination(&dir);
+    let mutator = Mutator::start(source.port(), 8, scale.keys_per_db);
+    let mut migrate = spawn(&[
+        "migrate",
+        "--from",
+        &source.url(),
+        "--to",
+        &dest_arg,
+        "--run-id",
+        "manual",
+        "--cutover",
+        "manual",
+    ]);
+    let stderr = migrate.stderr.take().expect("piped stderr");
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("ready for cutover") {
+                let _ = ready_tx.send(());
+            }
+        }
+    });
+    ready
+        .recv_timeout(Duration::from_secs(60))
+        .expect("migrate announces that it is ready for the cutover");
+    // It waits: still running a while after announcing.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        migrate.try_wait().unwrap().is_none(),
+        "migrate did not wait"
+    );
+    // The operator freezes writes, then gives the go-ahead.
+    mutator.stop();
+    let status = Command::new("kill")
+        .args(["-USR1", &migrate.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = migrate.wait_with_output().expect("migrate exits");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let status: String = query(
+        &dest,
+        "SELECT status FROM migration_runs WHERE run_id = 'manual'",
+    );
+    assert_eq!(status, "completed");
+    assert_identical(&source, &dest);
+}

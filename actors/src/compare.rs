@@ -170,7 +170,7 @@ pub async fn compare_keys(
         .collect();
     if opts.check_values {
         // Keys that passed the cheap checks; an empty string needs no more.
-        let walks: Vec<(usize, values::Walk)> = sources
+        let (slots, walks): (Vec<usize>, Vec<values::Walk>) = sources
             .iter()
             .enumerate()
             .filter_map(|(i, source)| match source.kind {
@@ -184,8 +184,7 @@ pub async fn compare_keys(
                 )),
                 _ => None,
             })
-            .collect();
-        let (slots, walks): (Vec<usize>, Vec<values::Walk>) = walks.into_iter().unzip();
+            .unzip();
         let details = values::compare(conn, store, db, walks, opts.chunk.max(1)).await?;
         for (slot, detail) in slots.into_iter().zip(details) {
             outcomes[slot] = detail.map(|detail| Outcome::ValueMismatch { detail });

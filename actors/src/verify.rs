@@ -4,9 +4,9 @@
 //! Two passes per logical database (0..15):
 //!
 //! - **Source side**: `SCAN` the database; each key is chosen with
-//!   probability `sample_percent / 100` ([`sample`]) and the chosen keys of
-//!   a page are compared with [`compare_keys`] — existence, type, length,
-//!   TTL within tolerance, then values.
+//!   probability `sample_percent / 100` (by a keyed hash, see `sample.rs`)
+//!   and the chosen keys of a page are compared with [`compare_keys`] —
+//!   existence, type, length, TTL within tolerance, then values.
 //! - **Destination side**: page through the destination's keys in byte
 //!   order, choose them the same way, and ask the source `EXISTS` for the
 //!   chosen ones (one pipeline per page): a key the source lacks is extra.

@@ -233,11 +233,13 @@ async fn identical_data_compares_the_same_and_each_difference_is_precise() {
         Outcome::ExtraAtDestination
     );
     sides.put_source(b"type", &value, None).await;
-    sides.put_destination(
-        b"type",
-        &KeyValue::Hash(vec![(b"f".to_vec(), b"v".to_vec())]),
-        None,
-    ).await;
+    sides
+        .put_destination(
+            b"type",
+            &KeyValue::Hash(vec![(b"f".to_vec(), b"v".to_vec())]),
+            None,
+        )
+        .await;
     assert_eq!(
         sides.outcome(b"type").await,
         Outcome::TypeMismatch {
@@ -247,11 +249,13 @@ async fn identical_data_compares_the_same_and_each_difference_is_precise() {
     );
     let three = KeyValue::List(vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec()]);
     sides.put_source(b"length", &three, None).await;
-    sides.put_destination(
-        b"length",
-        &KeyValue::List(vec![b"a".to_vec(), b"b".to_vec()]),
-        None,
-    ).await;
+    sides
+        .put_destination(
+            b"length",
+            &KeyValue::List(vec![b"a".to_vec(), b"b".to_vec()]),
+            None,
+        )
+        .await;
     assert_eq!(
         sides.outcome(b"length").await,
         Outcome::LengthMismatch {
@@ -272,7 +276,9 @@ async fn identical_data_compares_the_same_and_each_difference_is_precise() {
         other => panic!("{other:?}"),
     }
     sides.put_source(b"persistent", &value, None).await;
-    sides.put_destination(b"persistent", &value, Some(100_000)).await;
+    sides
+        .put_destination(b"persistent", &value, Some(100_000))
+        .await;
     assert!(matches!(
         sides.outcome(b"persistent").await,
         Outcome::TtlMismatch {

@@ -21,7 +21,8 @@ use crate::event::{EVENT_VERSION, Event, Seq};
 use crate::registry;
 
 /// Inserts `events` into the journal on `conn`, inside the caller's
-/// transaction, and returns their sequence numbers in order.
+/// transaction, projects them into the [`crate::registry`], and returns
+/// their sequence numbers in order.
 ///
 /// Call it from a closure given to [`crate::writer::WriterHandle::submit`]:
 /// the events then commit (or roll back) together with whatever else the

@@ -59,7 +59,8 @@ impl Journal {
     /// [`Pending`] resolves to their sequence numbers once it committed.
     ///
     /// The events are encoded on the calling thread, so the writer only
-    /// inserts ready-made rows.
+    /// inserts ready-made rows (and projects them into the
+    /// [`crate::registry`], in the same transaction).
     pub fn append(&self, events: Vec<Event>) -> Pending<Vec<Seq>, JournalError> {
         match Encoded::new(events) {
             Ok(batch) => self.writer.submit(move |conn| append::insert(conn, &batch)),

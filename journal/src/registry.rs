@@ -24,6 +24,9 @@
 //! Runs are created on first mention, whatever the event: the tracker and
 //! the bulk scanner are separate processes that may start in either order,
 //! so the tracker's first `KeyDirtied` can precede the run's `RunStarted`.
+//!
+//! The queries ([`run`], [`pending`], [`is_tracked`], …) read the tables
+//! through any connection: a read-only one, or the writer's inside a job.
 
 mod query;
 #[cfg(test)]

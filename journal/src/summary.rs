@@ -1,6 +1,6 @@
-//! [`Summary`], the projection behind `keyferry status` and `replay`: per-run
-//! status and counters, dirty-key registry counts, sweep and tracker state, jobs by
-//! state and restarts per actor.
+//! [`Summary`], the projection behind `keyferry status` and `replay`:
+//! per-run status and counters, dirty-key registry counts, sweep and tracker
+//! state, jobs by state and restarts per actor.
 //!
 //! It keeps aggregates only — nothing per key or per job — so its memory and
 //! its snapshots stay small however long the journal grows. Jobs can be

@@ -66,7 +66,11 @@ pub(crate) fn parse_byte_size(s: &str) -> Result<u64, String> {
 
 /// Parses a percentage in (0, 100].
 pub(crate) fn parse_percent(s: &str) -> Result<f64, String> {
-    let pct: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    // `0.5%` as the seed's examples write it, or plain `0.5`.
+    let number = s.trim().strip_suffix('%').unwrap_or(s.trim());
+    let pct: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
     if pct > 0.0 && pct <= 100.0 {
         Ok(pct)
     } else {
@@ -104,6 +108,7 @@ mod tests {
     #[test]
     fn percentages_and_run_ids_are_bounded() {
         assert_eq!(parse_percent("2.5"), Ok(2.5));
+        assert_eq!(parse_percent("0.5%"), Ok(0.5));
         assert!(parse_percent("0").is_err() && parse_percent("NaN").is_err());
         assert!(parse_run_id("run_2026_03_03").is_ok());
         assert!(parse_run_id("has space").is_err() && parse_run_id(&"x".repeat(129)).is_err());

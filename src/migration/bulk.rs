@@ -16,7 +16,7 @@ use crate::cli::{ApplyDirtyArgs, BulkArgs};
 /// `bulk`: copies every key, resumable with `--resume`.
 pub fn bulk(args: BulkArgs) -> Result<(), String> {
     step::block_on(args.throttles.metrics_addr, async move {
-        let source = step::source(args.source)?;
+        let source = step::reachable_source(args.source).await?;
         let store = step::open_store(&args.run.to).await?;
         let run = step::run(args.run.run_id, source, store.clone());
         let settings = step::settings(&args.throttles);
@@ -55,7 +55,7 @@ pub fn bulk(args: BulkArgs) -> Result<(), String> {
 /// `apply-dirty`: applies the run's pending keys until none is left.
 pub fn apply_dirty(args: ApplyDirtyArgs) -> Result<(), String> {
     step::block_on(args.throttles.metrics_addr, async move {
-        let source = step::source(args.source)?;
+        let source = step::reachable_source(args.source).await?;
         let store = step::open_existing_store(&args.run.to).await?;
         let run = step::run(args.run.run_id, source, store.clone());
         let settings = step::settings(&args.throttles);

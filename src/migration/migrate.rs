@@ -13,7 +13,7 @@ use crate::cli::{Cutover as CutoverArg, MigrateArgs};
 /// Runs `migrate`.
 pub fn run(args: MigrateArgs) -> Result<(), String> {
     step::block_on(args.metrics_addr, async move {
-        let source = step::source(args.source)?;
+        let source = step::reachable_source(args.source).await?;
         let store = step::open_store(&args.to).await?;
         let run_id = args.run_id.unwrap_or_else(generated_run_id);
         let run = step::run(run_id, source, store.clone());
@@ -28,7 +28,12 @@ pub fn run(args: MigrateArgs) -> Result<(), String> {
             CutoverArg::Auto => Cutover::Auto {
                 switch_cmd: args.switch_cmd,
             },
-            CutoverArg::Manual => Cutover::Manual(Box::pin(operator_go_ahead())),
+            CutoverArg::Manual => {
+                let usr1 =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                        .ok();
+                Cutover::Manual(Box::pin(operator_go_ahead(usr1)))
+            }
         };
         let progress = progress::report(run.clone());
         let outcome = orchestrator::migrate(MigrateConfig {
@@ -60,13 +65,13 @@ pub fn run(args: MigrateArgs) -> Result<(), String> {
 }
 
 /// Resolves when the operator says writes are frozen: a line on stdin, or
-/// SIGUSR1 (for scripts without a terminal).
-async fn operator_go_ahead() {
+/// SIGUSR1 (for scripts without a terminal). `usr1` is installed by the
+/// caller before anything is announced, so an early SIGUSR1 cannot hit the
+/// default action (terminate).
+async fn operator_go_ahead(mut usr1: Option<tokio::signal::unix::Signal>) {
     eprintln!(
         "\nready for cutover: freeze writes on the source, then press Enter (or send SIGUSR1)"
     );
-    let mut usr1 =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     loop {
@@ -76,7 +81,12 @@ async fn operator_go_ahead() {
                 // A closed stdin is not a go-ahead.
                 _ => stdin_open = false,
             },
-            _ = async { match usr1.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => return,
+            _ = async {
+                match usr1.as_mut() {
+                    Some(signal) => { signal.recv().await; }
+                    None => std::future::pending().await,
+                }
+            } => return,
         }
     }
 }

@@ -196,15 +196,15 @@ fn databases(report: &PreflightReport) -> String {
 
 fn destination(report: &PreflightReport) -> String {
     let d = &report.destination;
-    let mut facts = vec![
+    let mut facts = format!(
+        "{}, {}",
         if d.exists { "exists" } else { "new file" },
         if d.writable {
             "writable"
         } else {
             "NOT writable"
-        },
-    ]
-    .join(", ");
+        }
+    );
     if let Some(free) = d.free_bytes {
         facts.push_str(&format!(", {} free", human_bytes(free)));
     }

@@ -58,6 +58,14 @@ pub fn source(args: SourceArgs) -> Result<Source, String> {
     Source::new(args.from, args.from_password_file.as_deref()).map_err(|e| e.to_string())
 }
 
+/// The source, once it answered: steps that write check this before they
+/// create the destination file or start actors that would retry.
+pub async fn reachable_source(args: SourceArgs) -> Result<Source, String> {
+    let source = source(args)?;
+    source.connect(0).await.map_err(|e| e.to_string())?;
+    Ok(source)
+}
+
 /// The run `id` on `store` reading from `source`.
 pub fn run(id: String, source: Source, store: Store) -> Run {
     Run { id, source, store }

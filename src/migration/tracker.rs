@@ -15,7 +15,7 @@ use crate::cli::{Channels as ChannelsArg, TrackerStartArgs, TrackerStopArgs};
 /// process) or SIGINT/SIGTERM, then restores notifications it changed.
 pub fn start(args: TrackerStartArgs) -> Result<(), String> {
     step::block_on(args.metrics_addr, async move {
-        let source = step::source(args.source)?;
+        let source = step::reachable_source(args.source).await?;
         let store = step::open_store(&args.run.to).await?;
         let run = step::run(args.run.run_id, source, store.clone());
         let channels = match args.channels {
@@ -84,6 +84,14 @@ pub fn stop(args: TrackerStopArgs) -> Result<(), String> {
     step::block_on(None, async move {
         let store = step::open_existing_store(&args.run.to).await?;
         let run_id = args.run.run_id;
+        let exists = {
+            let id = run_id.clone();
+            store.read(move |view| Ok(keyferry_journal::registry::run(view.conn(), &id)?.is_some()))
+        };
+        if !matches!(exists, Ok(true)) {
+            step::close(store).await;
+            return Err(format!("no run {run_id} in {}", args.run.to.display()));
+        }
         let outcome = store
             .write({
                 let run_id = run_id.clone();

@@ -45,10 +45,7 @@ fn existence_and_type_come_first() {
         Some(Outcome::MissingAtDestination)
     );
     assert_eq!(
-        verdict(
-            source(SourceKind::Other("stream".into()), 0, None),
-            None
-        ),
+        verdict(source(SourceKind::Other("stream".into()), 0, None), None),
         Some(Outcome::Unsupported {
             type_name: "stream".into()
         })
@@ -74,14 +71,20 @@ fn existence_and_type_come_first() {
 fn lengths_then_times_to_live_are_compared() {
     let list = SourceKind::Known(KeyKind::List);
     assert_eq!(
-        verdict(source(list.clone(), 3, None), Some(info(KeyKind::List, 2, None))),
+        verdict(
+            source(list.clone(), 3, None),
+            Some(info(KeyKind::List, 2, None))
+        ),
         Some(Outcome::LengthMismatch {
             source: 3,
             destination: 2
         })
     );
     assert_eq!(
-        verdict(source(list.clone(), 3, None), Some(info(KeyKind::List, 3, None))),
+        verdict(
+            source(list.clone(), 3, None),
+            Some(info(KeyKind::List, 3, None))
+        ),
         None,
         "both persistent: the cheap checks agree"
     );

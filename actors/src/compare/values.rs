@@ -22,6 +22,8 @@ use keyferry_engine::{Db, FieldValue, KeyKind, ScoredMember, Store, StoreError, 
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, Value};
 
+use crate::verify::escape_bytes;
+
 use super::{CHANGED_TYPE, CompareError, TypeChanged, decode, query_each, read_destination};
 
 /// Keys whose next chunk is read in the same round trip.
@@ -174,10 +176,7 @@ enum Chunk {
         members: Vec<ScoredMember>,
     },
     /// Elements of a list from `start` on.
-    List {
-        start: u64,
-        elements: Vec<Vec<u8>>,
-    },
+    List { start: u64, elements: Vec<Vec<u8>> },
 }
 
 /// How a walk goes on after one chunk.
@@ -267,12 +266,20 @@ impl At {
 impl Chunk {
     /// Checks this chunk of `target` against the destination (`size`
     /// elements per chunk).
-    fn check(self, view: &View<'_>, db: Db, target: &Target, size: usize) -> Result<Step, StoreError> {
+    fn check(
+        self,
+        view: &View<'_>,
+        db: Db,
+        target: &Target,
+        size: usize,
+    ) -> Result<Step, StoreError> {
         let key = target.key.as_slice();
         // Where an ordered walk goes on, if the chunk was not its last.
         let next = |first: u64| Some(first + size as u64).filter(|&n| n < target.len);
         Ok(match self {
-            Chunk::String(None) => Step::Differs("the source key vanished while it was compared".into()),
+            Chunk::String(None) => {
+                Step::Differs("the source key vanished while it was compared".into())
+            }
             Chunk::String(Some(source)) => {
                 let destination = view.string_get(db, key)?.unwrap_or_default();
                 match first_difference(&source, &destination) {
@@ -287,18 +294,24 @@ impl Chunk {
                     |(field, (value, found))| match found {
                         Some(found) if found == *value => None,
                         Some(_) => Some(format!("field {} has another value", show(field))),
-                        None => Some(format!("field {} is missing at the destination", show(field))),
+                        None => Some(format!(
+                            "field {} is missing at the destination",
+                            show(field)
+                        )),
                     },
                 );
                 scanned(differing, next, |cursor| At::Hash { cursor })
             }
             Chunk::Set { next, members } => {
                 let found = view.set_contains_many(db, key, &members)?;
-                let differing = members
-                    .iter()
-                    .zip(found)
-                    .find(|(_, found)| !found)
-                    .map(|(member, _)| format!("member {} is missing at the destination", show(member)));
+                let differing =
+                    members
+                        .iter()
+                        .zip(found)
+                        .find(|(_, found)| !found)
+                        .map(|(member, _)| {
+                            format!("member {} is missing at the destination", show(member))
+                        });
                 scanned(differing, next, |cursor| At::Set { cursor })
             }
             Chunk::ZSet {
@@ -306,9 +319,12 @@ impl Chunk {
                 after,
                 members,
             } => {
-                let after = after.as_ref().map(|(member, score)| (*score, member.as_slice()));
+                let after = after
+                    .as_ref()
+                    .map(|(member, score)| (*score, member.as_slice()));
                 let mut destination = view.zset_range_after(db, key, after, size)?;
-                let describe = |(member, score): &ScoredMember| format!("{} (score {score})", show(member));
+                let describe =
+                    |(member, score): &ScoredMember| format!("{} (score {score})", show(member));
                 match ordered_difference("rank", rank, &members, &destination, describe) {
                     Some(detail) => Step::Differs(detail),
                     None => match next(rank) {
@@ -351,8 +367,13 @@ fn ordered_difference<T: PartialEq>(
     destination: &[T],
     describe: impl Fn(&T) -> String,
 ) -> Option<String> {
-    let i = (0..source.len().max(destination.len())).find(|&i| source.get(i) != destination.get(i))?;
-    let side = |chunk: &[T]| chunk.get(i).map_or_else(|| "nothing".to_string(), &describe);
+    let i =
+        (0..source.len().max(destination.len())).find(|&i| source.get(i) != destination.get(i))?;
+    let side = |chunk: &[T]| {
+        chunk
+            .get(i)
+            .map_or_else(|| "nothing".to_string(), &describe)
+    };
     Some(format!(
         "at {position} {}: the source has {}, the destination {}",
         first + i as u64,
@@ -372,11 +393,12 @@ fn to_index(position: u64) -> i64 {
     i64::try_from(position).unwrap_or(i64::MAX)
 }
 
-/// `bytes` quoted for a message: printable ASCII as is, other bytes
-/// escaped (never decoded as UTF-8), cut after [`SHOWN_BYTES`].
+/// `bytes` quoted for a message, escaped as Redis shows keys (never
+/// decoded as UTF-8, the same style as verify's report), cut after
+/// [`SHOWN_BYTES`].
 fn show(bytes: &[u8]) -> String {
     let shown = &bytes[..bytes.len().min(SHOWN_BYTES)];
-    let mut text = format!("\"{}\"", shown.escape_ascii());
+    let mut text = format!("\"{}\"", escape_bytes(shown));
     if bytes.len() > SHOWN_BYTES {
         text.push_str(&format!("… ({} bytes)", bytes.len()));
     }

@@ -188,12 +188,17 @@ async fn apply_group(
                 staged
                     .commit(db, row.key.clone(), expire_at_ms, vec![event])
                     .await?;
+                metrics::counter!("keyferry_dirty_keys_applied_total").increment(1);
                 totals.applied += 1;
             }
         }
     }
-    let count = items.len() as u64;
-    metrics::counter!("keyferry_dirty_keys_applied_total").increment(count);
+    let deletes = items
+        .iter()
+        .filter(|i| matches!(i, Item::Delete { .. }))
+        .count() as u64;
+    metrics::counter!("keyferry_dirty_keys_applied_total").increment(items.len() as u64 - deletes);
+    metrics::counter!("keyferry_dirty_keys_deleted_total").increment(deletes);
     Ok(batch::submit(&run.store, db, items, None, fuse, |_| {
         Vec::new()
     }))

@@ -150,7 +150,7 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
         catch_up(&run, &settings).await?;
         let mut report = match cutover {
             Cutover::Manual(go) => {
-                tracing::info!(run = %run.id, "ready for cutover: freeze writes on the source, then confirm");
+                tracing::info!(run = %run.id, "caught up; waiting for the operator to freeze writes");
                 go.await;
                 finish_delta(&run, &settings, &limits, &fence_tx, &live_stop_tx, &supervisor, &live_done).await?
             }

@@ -75,7 +75,10 @@ fn a_round_holds_a_bounded_number_of_keys_and_string_bytes() {
 #[test]
 fn commands_read_one_chunk_from_where_the_walk_stands() {
     let packed = |at: At| at.command(b"k\xff", 100).get_packed_command();
-    assert_eq!(packed(At::String), redis::cmd("GET").arg(b"k\xff").get_packed_command());
+    assert_eq!(
+        packed(At::String),
+        redis::cmd("GET").arg(b"k\xff").get_packed_command()
+    );
     assert_eq!(
         packed(At::ZSet {
             rank: 200,
