@@ -37,6 +37,8 @@ const PAUSE_BUDGET: Duration = Duration::from_secs(10);
 /// Pre-deltas stop once fewer keys than this are pending: the final delta
 /// then fits comfortably inside the freeze.
 const SMALL_BACKLOG: u64 = 2_000;
+/// How long the tracker may take to pass a fence.
+const FENCE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Keys compared with the source during the freeze.
 const VERIFY_SAMPLE: usize = 200;
 
@@ -151,7 +153,10 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
         let mut report = match cutover {
             Cutover::Manual(go) => {
                 tracing::info!(run = %run.id, "caught up; waiting for the operator to freeze writes");
-                go.await;
+                tokio::select! {
+                    _ = go => {}
+                    aborted = until_aborted(&run) => return Err(aborted),
+                }
                 finish_delta(&run, &settings, &limits, &fence_tx, &live_stop_tx, &supervisor, &live_done).await?
             }
             Cutover::Auto { switch_cmd } => {
@@ -202,6 +207,9 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
 /// live applier has the backlog small.
 async fn catch_up(run: &Run, settings: &Settings) -> Result<(), MigrationError> {
     loop {
+        if let Some(stopped) = stopped_by_operator(run)? {
+            return Err(stopped);
+        }
         let row = run
             .row()?
             .ok_or_else(|| MigrationError::UnknownRun(run.id.clone()))?;
@@ -313,8 +321,11 @@ async fn finish_delta(
     fences
         .send(Fence { reply })
         .map_err(|_| MigrationError::Refused("the tracker is gone".into()))?;
-    let through = fenced
+    // A tracker that is gone (stopped, given up on) never answers: bound
+    // the wait rather than hold source writes paused.
+    let through = tokio::time::timeout(FENCE_TIMEOUT, fenced)
         .await
+        .map_err(|_| MigrationError::Refused("the tracker did not pass the fence in time".into()))?
         .map_err(|_| MigrationError::Refused("the tracker stopped before the fence".into()))?
         .map_err(MigrationError::Refused)?;
     tracing::info!(run = %run.id, through, "tracker fenced");
@@ -424,5 +435,23 @@ async fn wait_for<T: Clone>(
             )));
         }
         let _ = tokio::time::timeout(Duration::from_millis(200), rx.changed()).await;
+    }
+}
+
+/// `Aborted` once an operator aborted the run (or it failed), else `None`.
+fn stopped_by_operator(run: &Run) -> Result<Option<MigrationError>, MigrationError> {
+    Ok(run
+        .row()?
+        .filter(|row| matches!(row.status, RunStatus::Aborted | RunStatus::Failed))
+        .map(|_| MigrationError::Aborted(run.id.clone())))
+}
+
+/// Resolves with `Aborted` once the run is aborted; polls its row.
+async fn until_aborted(run: &Run) -> MigrationError {
+    loop {
+        match stopped_by_operator(run) {
+            Ok(Some(aborted)) => return aborted,
+            Ok(None) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
     }
 }
