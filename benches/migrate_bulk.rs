@@ -9,10 +9,11 @@
 //! loopback port and loads N small string keys (16-byte keys, 32-byte
 //! values) with pipelined `MSET`s. Then, all in this run:
 //!
-//! - **keyferry bulk**: the bulk scanner actor under a supervisor, with the
-//!   CLI's default settings — exactly what `keyferry bulk` runs — into a
-//!   fresh temp file; keys/s and MB/s (key + value bytes, as the scanner
-//!   counts them);
+//! - **keyferry bulk**: the bulk step run as `keyferry bulk` runs it
+//!   (`steps::run_step`: a job leased to this process, the scanner actor
+//!   under a supervisor, every batch fenced by the lease), with the CLI's
+//!   default settings, into a fresh temp file; keys/s and MB/s (key +
+//!   value bytes, as the scanner counts them);
 //! - **baseline A, Redis reads**: the same keys read with the redis crate,
 //!   page by page in SCAN order (`SCAN … COUNT 1000`, then one pipeline of
 //!   `TYPE`/`PTTL`/`GET` for the page), one page at a time, nothing written;
@@ -26,7 +27,9 @@
 //! - **apply-dirty**: min(N/2, 100k) of the imported keys (every other one
 //!   in SCAN order) are marked dirty with `KeyDirtied` events, appended in
 //!   batches of 1000, and `applier::drain(.., Mode::UntilEmpty)` re-reads
-//!   and replaces them (target ≥ 100k keys/s);
+//!   and replaces them (target ≥ 100k keys/s); then the same keys are
+//!   marked again and applied by the `apply-dirty` step, as the CLI runs
+//!   it;
 //! - **mixed**: the source is flushed and refilled with N/10 keys across
 //!   databases 0 and 1 — hashes, sets, zsets and lists of 10–200 elements
 //!   and strings with TTLs, a fifth each — and copied again by the bulk
@@ -35,20 +38,31 @@
 //!   page).
 //!
 //! With ROUNDS > 1 every timed step is repeated and the best run kept.
+//!
+//! The scanner and applier run with `Settings::default()` (what the CLI
+//! uses without flags); `MIGRATE_BULK_SCAN_COUNT`, `MIGRATE_BULK_BATCH_KEYS`
+//! and `MIGRATE_BULK_CONCURRENCY` override them (as `--scan-count`,
+//! `--batch-keys`, `--max-concurrency` would) to see what a throttle buys.
+//!
+//! Profiling one phase: `MIGRATE_BULK_PROFILE=PHASE PERF_CTL_FIFO=ctl.fifo
+//! perf record -D -1 --control fifo:ctl.fifo …` records only while PHASE
+//! (`reads`, `raw`, `bulk`, `mark`, `apply`, `apply-step`, `mixed`) runs: the bench
+//! writes `enable`/`disable` to perf's control FIFO around it.
+//!
 //! Output: a markdown table (rows start with `|`, which
 //! `scripts/bench_migrate.sh` collects) and a one-line summary.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyferry_actors::migration::applier::{self, Mode};
-use keyferry_actors::migration::bulk::{self, BulkConfig};
+use keyferry_actors::migration::steps::{
+    self, StepKind, StepOutcome, StepSettings, StepSpec, Worker,
+};
 use keyferry_actors::migration::{Run, Settings};
 use keyferry_actors::source::{FetchLimits, Source, SourceUri};
-use keyferry_actors::supervisor::{RestartPolicy, Supervisor};
 use keyferry_engine::{Store, StoreConfig};
 use keyferry_journal::connection::open_rw;
-use keyferry_journal::{Counters, Durability, Event};
+use keyferry_journal::{Durability, Event};
 use keyferry_testkit::RedisServer;
 use redis::Value;
 use redis::aio::MultiplexedConnection;
@@ -95,6 +109,33 @@ impl Measured {
 
     fn mb_per_sec(&self) -> f64 {
         self.bytes as f64 / 1e6 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// The scanner's and applier's settings: the defaults, or the overrides
+/// from the environment (see the module docs).
+fn settings() -> Settings {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let defaults = Settings::default();
+    Settings {
+        scan_count: var("MIGRATE_BULK_SCAN_COUNT").unwrap_or(defaults.scan_count),
+        batch_keys: var("MIGRATE_BULK_BATCH_KEYS").unwrap_or(defaults.batch_keys),
+        max_concurrency: var("MIGRATE_BULK_CONCURRENCY").unwrap_or(defaults.max_concurrency),
+        ..defaults
+    }
+}
+
+/// Tells perf (see the module docs) that `phase` starts (`on`) or ended.
+fn profile(phase: &str, on: bool) {
+    let wanted = std::env::var("MIGRATE_BULK_PROFILE").is_ok_and(|p| p == phase);
+    if let (true, Some(fifo)) = (wanted, std::env::var_os("PERF_CTL_FIFO")) {
+        use std::io::Write as _;
+        let mut ctl = std::fs::OpenOptions::new()
+            .write(true)
+            .open(fifo)
+            .expect("perf control FIFO");
+        ctl.write_all(if on { b"enable\n" } else { b"disable\n" })
+            .expect("perf control");
     }
 }
 
@@ -423,46 +464,55 @@ fn open_store(dir: &std::path::Path, name: &str) -> Store {
     Store::open(&dir.join(name), StoreConfig::default()).expect("open store")
 }
 
-/// keyferry bulk: the scanner actor under a supervisor, as `keyferry bulk`
-/// runs it, into `store`. Returns the measurement and the run.
-async fn keyferry_bulk(url: &str, store: Store, run_id: &str) -> (Measured, Run) {
+/// The step settings for `keyferry bulk` / `apply-dirty` with the
+/// overrides from the environment given as flags.
+fn step_settings() -> StepSettings {
+    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    StepSettings {
+        scan_count: var("MIGRATE_BULK_SCAN_COUNT"),
+        batch_keys: var("MIGRATE_BULK_BATCH_KEYS"),
+        max_concurrency: var("MIGRATE_BULK_CONCURRENCY"),
+        ..StepSettings::default()
+    }
+}
+
+/// Runs one migration step of `run_id` on `store` the way the CLI's
+/// `keyferry bulk` / `keyferry apply-dirty` do: claimed as a job, leased to
+/// this process, its actor under a supervisor. Returns how long it took
+/// and what it did.
+async fn keyferry_step(
+    url: &str,
+    store: &Store,
+    run_id: &str,
+    kind: StepKind,
+) -> (Duration, StepOutcome) {
     let uri: SourceUri = url.parse().expect("source uri");
+    let source = Source::new(uri, None).expect("source");
+    let spec = StepSpec {
+        settings: step_settings(),
+        ..StepSpec::new(kind, run_id, &source)
+    };
+    // A closed stop channel never stops the step.
+    let stop = watch::channel(false).1;
+    let started = Instant::now();
+    let outcome = steps::run_step(store, source, spec, &Worker::this_process(), stop)
+        .await
+        .unwrap_or_else(|e| panic!("{kind:?} step: {e}"));
+    (started.elapsed(), outcome)
+}
+
+/// keyferry bulk (see [`keyferry_step`]) into `store`. Returns the
+/// measurement and the run.
+async fn keyferry_bulk(url: &str, store: Store, run_id: &str) -> (Measured, Run) {
+    let (elapsed, outcome) = keyferry_step(url, &store, run_id, StepKind::Bulk).await;
+    let StepOutcome::Bulk(counters) = outcome else {
+        panic!("a bulk step ended with {outcome:?}");
+    };
     let run = Run {
         id: run_id.to_string(),
-        source: Source::new(uri, None).expect("source"),
-        store: store.clone(),
+        source: Source::new(url.parse().expect("source uri"), None).expect("source"),
+        store,
     };
-    bulk::prepare(&run, false, None).await.expect("prepare");
-    let done = Arc::new(watch::Sender::new(None));
-    let spec = bulk::child_spec(BulkConfig {
-        run: run.clone(),
-        settings: Settings::default(),
-        limits: FetchLimits::default(),
-        done: Arc::clone(&done),
-    });
-    let mut rx = done.subscribe();
-    let started = Instant::now();
-    let supervisor = Supervisor::start(
-        vec![spec],
-        RestartPolicy::default(),
-        store.journal().clone(),
-    )
-    .await
-    .expect("supervisor");
-    let counters: Counters = loop {
-        if let Some(outcome) = rx.borrow_and_update().clone() {
-            break outcome.expect("bulk copy");
-        }
-        if let Some(failed) = supervisor.failed_actors().into_iter().next() {
-            panic!("{} failed for good: {}", failed.name, failed.reason);
-        }
-        tokio::select! {
-            _ = rx.changed() => {}
-            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-        }
-    };
-    let elapsed = started.elapsed();
-    supervisor.stop().await;
     (
         Measured {
             keys: counters.migrated_keys,
@@ -473,11 +523,9 @@ async fn keyferry_bulk(url: &str, store: Store, run_id: &str) -> (Measured, Run)
     )
 }
 
-/// Marks `keys` dirty in `run` (KeyDirtied events, BATCH per write), then
-/// times `applier::drain` until nothing is pending. Returns (marking,
-/// applying).
-async fn apply_dirty(run: &Run, keys: Vec<Vec<u8>>) -> (Measured, Measured) {
-    let count = keys.len() as u64;
+/// Marks `keys` dirty in `run`: KeyDirtied events, BATCH per write, all
+/// submitted before any is awaited (as the tracker pipelines its batches).
+async fn mark_dirty(run: &Run, keys: &[Vec<u8>]) -> Measured {
     let started = Instant::now();
     let writes: Vec<_> = keys
         .chunks(BATCH)
@@ -497,30 +545,66 @@ async fn apply_dirty(run: &Run, keys: Vec<Vec<u8>>) -> (Measured, Measured) {
     for write in writes {
         write.await.expect("mark dirty");
     }
-    let marking = Measured {
-        keys: count,
+    Measured {
+        keys: keys.len() as u64,
         bytes: 0,
         elapsed: started.elapsed(),
-    };
+    }
+}
+
+/// What the apply-dirty phase measured.
+struct ApplyDirty {
+    marking: Measured,
+    /// `applier::drain(.., Mode::UntilEmpty)`.
+    drain: Measured,
+    /// The same keys marked again, applied by the `apply-dirty` step (the
+    /// CLI's path: a leased job running the applier actor).
+    step: Measured,
+}
+
+/// Marks `keys` dirty in `run` and times `applier::drain` until nothing is
+/// pending; then marks them again and times the `apply-dirty` step.
+async fn apply_dirty(url: &str, run: &Run, keys: &[Vec<u8>]) -> ApplyDirty {
+    let count = keys.len() as u64;
+    profile("mark", true);
+    let marking = mark_dirty(run, keys).await;
+    profile("mark", false);
+    profile("apply", true);
     let started = Instant::now();
-    let applied = applier::drain(
-        run,
-        Settings::default(),
-        &FetchLimits::default(),
-        Mode::UntilEmpty,
-    )
-    .await
-    .expect("drain");
-    let applying = Measured {
+    let applied = applier::drain(run, settings(), &FetchLimits::default(), Mode::UntilEmpty)
+        .await
+        .expect("drain");
+    let drain = Measured {
         keys: applied.applied + applied.deleted,
         bytes: 0,
         elapsed: started.elapsed(),
+    };
+    profile("apply", false);
+    assert_eq!(
+        applied.applied, count,
+        "every dirty key re-imported: {applied:?}"
+    );
+
+    mark_dirty(run, keys).await;
+    profile("apply-step", true);
+    let (elapsed, outcome) = keyferry_step(url, &run.store, &run.id, StepKind::ApplyDirty).await;
+    profile("apply-step", false);
+    let StepOutcome::Applied(applied) = outcome else {
+        panic!("an apply-dirty step ended with {outcome:?}");
     };
     assert_eq!(
         applied.applied, count,
         "every dirty key re-imported: {applied:?}"
     );
-    (marking, applying)
+    ApplyDirty {
+        marking,
+        drain,
+        step: Measured {
+            keys: applied.applied + applied.deleted,
+            bytes: 0,
+            elapsed,
+        },
+    }
 }
 
 fn main() {
@@ -538,7 +622,7 @@ fn main() {
     let url = server.url();
     let dir = tempfile::tempdir().expect("temp dir");
     let dir = dir.path().to_path_buf();
-    let scan_count = Settings::default().scan_count;
+    let scan_count = settings().scan_count;
     runtime.block_on(async move {
         let mut conn = connect(&url, 0).await;
         let load = Instant::now();
@@ -548,7 +632,9 @@ fn main() {
         let mut rows = Vec::new();
         let mut reads = None;
         for _ in 0..rounds {
+            profile("reads", true);
             let (m, read) = read_strings(&url, scan_count).await;
+            profile("reads", false);
             keep_best(&mut reads, m);
             rows = read;
         }
@@ -557,7 +643,9 @@ fn main() {
         eprintln!("baseline A (reads): {:.0} keys/s", reads.keys_per_sec());
         let mut raw = None;
         for round in 0..rounds {
+            profile("raw", true);
             keep_best(&mut raw, raw_sqlite(&dir, round, &rows));
+            profile("raw", false);
         }
         let raw = raw.expect("a round");
         eprintln!("baseline B (raw SQLite): {:.0} keys/s", raw.keys_per_sec());
@@ -569,7 +657,9 @@ fn main() {
                 previous.store.shutdown();
             }
             let store = open_store(&dir, &format!("kf-{round}.sqlite"));
+            profile("bulk", true);
             let (m, run) = keyferry_bulk(&url, store, &format!("bench-{round}")).await;
+            profile("bulk", false);
             keep_best(&mut kf, m);
             last_run = Some(run);
         }
@@ -580,8 +670,12 @@ fn main() {
         let dirty_n = (n / 2).min(MAX_DIRTY);
         let run = last_run.expect("a keyferry run");
         let dirty: Vec<Vec<u8>> = rows.iter().step_by(2).take(dirty_n).map(|r| r.0.clone()).collect();
-        let (marking, applying) = apply_dirty(&run, dirty).await;
-        eprintln!("apply-dirty: {:.0} keys/s", applying.keys_per_sec());
+        let applied = apply_dirty(&url, &run, &dirty).await;
+        eprintln!(
+            "apply-dirty: {:.0} keys/s (drain), {:.0} keys/s (step)",
+            applied.drain.keys_per_sec(),
+            applied.step.keys_per_sec()
+        );
         run.store.shutdown();
         drop(rows);
 
@@ -595,7 +689,9 @@ fn main() {
         for round in 0..rounds {
             keep_best(&mut mixed_reads, read_mixed(&url, scan_count).await);
             let store = open_store(&dir, &format!("kf-mixed-{round}.sqlite"));
+            profile("mixed", true);
             let (m, run) = keyferry_bulk(&url, store, &format!("bench-mixed-{round}")).await;
+            profile("mixed", false);
             run.store.shutdown();
             keep_best(&mut mixed_kf, m);
         }
@@ -607,12 +703,16 @@ fn main() {
         let slower_name = if reads.elapsed > raw.elapsed { "Redis reads" } else { "raw SQLite" };
         let ratio = slower.elapsed.as_secs_f64() / kf.elapsed.as_secs_f64();
         let mixed_ratio = mixed_reads.elapsed.as_secs_f64() / mixed_kf.elapsed.as_secs_f64();
-        let apply_rate = applying.keys_per_sec();
+        let apply_rate = applied.drain.keys_per_sec();
 
         println!();
         println!(
             "migrate_bulk: {n} string keys (16-byte keys, 32-byte values) + {mixed_n} mixed keys, \
-             local redis-server, SCAN COUNT {scan_count}, {BATCH} rows/transaction, best of {rounds}, {} cores",
+             local redis-server; keyferry settings: scan count {}, batch keys {}, max concurrency {}; \
+             baselines: SCAN COUNT {scan_count}, {BATCH} rows/transaction; best of {rounds}; {} cores",
+            settings().scan_count,
+            settings().batch_keys,
+            settings().max_concurrency,
             std::thread::available_parallelism().map_or(0, |p| p.get())
         );
         println!();
@@ -623,7 +723,11 @@ fn main() {
         row(
             "**keyferry bulk, small strings**",
             Some(kf),
-            &format!("{ratio:.2}× {slower_name}"),
+            &format!(
+                "{:.2}× Redis reads, {:.2}× raw SQLite",
+                reads.elapsed.as_secs_f64() / kf.elapsed.as_secs_f64(),
+                raw.elapsed.as_secs_f64() / kf.elapsed.as_secs_f64()
+            ),
             &format!(
                 "≥ {TARGET_RATIO}× ({}); aim 250k keys/s ({})",
                 verdict(ratio >= TARGET_RATIO),
@@ -637,12 +741,19 @@ fn main() {
             &format!("{mixed_ratio:.2}× Redis reads"),
             "",
         );
-        row("mark dirty (KeyDirtied events, 1000 per write)", Some(marking), "", "");
+        row("mark dirty (KeyDirtied events, 1000 per write)", Some(applied.marking), "", "");
         row(
             "**keyferry apply-dirty** (`applier::drain`, until empty)",
-            Some(applying),
+            Some(applied.drain),
             "",
             &format!("≥ 100k keys/s ({})", verdict(apply_rate >= TARGET_APPLY_PER_SEC)),
+        );
+        let step_rate = applied.step.keys_per_sec();
+        row(
+            "keyferry apply-dirty step (the CLI's leased job, same keys again)",
+            Some(applied.step),
+            "",
+            &format!("≥ 100k keys/s ({})", verdict(step_rate >= TARGET_APPLY_PER_SEC)),
         );
         println!();
         println!(

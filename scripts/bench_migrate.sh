@@ -93,6 +93,7 @@ echo "== building (release)" >&2
 cargo build --release --quiet
 cargo bench --bench migrate_bulk --no-run --quiet 2>/dev/null || cargo bench --bench migrate_bulk --no-run
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "== 1/3 bulk and apply-dirty: cargo bench --bench migrate_bulk -- $N $ROUNDS" >&2
 cargo bench --quiet --bench migrate_bulk -- "$N" "$ROUNDS" | tee "$work/bench.out" >&2
 
@@ -141,6 +142,7 @@ cat "$work/rss.out" >&2
 rss_kb=$(sed -n 's/.*Maximum resident set size (kbytes): \([0-9]*\).*/\1/p' "$work/rss.err")
 rss_bytes=$(sed -n 's/.* migrated, [0-9]* skipped, \([0-9]*\) bytes.*/\1/p' "$work/rss.out")
 
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 verdict() { if [ "$1" = 1 ]; then echo met; else echo "NOT met"; fi; }
 freeze_ok=$(awk -v f="${freeze_ms:-999999}" 'BEGIN { print (f <= 1000) }')
 rss_mb=$(awk -v k="$rss_kb" 'BEGIN { printf "%.0f", k / 1024 }')
@@ -152,7 +154,7 @@ cat <<EOF
 
 ### Migration benchmarks
 
-\`scripts/bench_migrate.sh $N\` — $(nproc) cores, $(redis-server --version | awk '{print $3}' | tr -d 'v='), $(date -u +%F). Rows 1–7: \`cargo bench --bench migrate_bulk -- $N\`; then \`$freeze_cmd\` (while \`scripts/lib/rate_writer.py\` sends ${FREEZE_RATE} SETs/s over the ${FREEZE_KEYS} keys) and \`$rss_cmd\`.
+\`scripts/bench_migrate.sh $N\` — $(nproc) cores, $(redis-server --version | awk '{print $3}' | tr -d 'v='), $(date -u +%F), load average ${load_before} before / ${load_after} after. Rows 1–7: \`cargo bench --bench migrate_bulk -- $N\`; then \`$freeze_cmd\` (while \`scripts/lib/rate_writer.py\` sends ${FREEZE_RATE} SETs/s over the ${FREEZE_KEYS} keys) and \`$rss_cmd\`.
 
 $(sed -n 's/^migrate_bulk: /Bulk: /p' "$work/bench.out")
 

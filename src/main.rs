@@ -28,7 +28,7 @@ fn main() -> ExitCode {
         Command::Control(args) => {
             keyferry::migration::control::run(args).map_err(|e| e.to_string())
         }
-        _ => Err("not implemented yet".to_string()),
+        Command::Replay(args) => keyferry::replay::run(args).map_err(|e| e.to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

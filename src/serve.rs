@@ -4,6 +4,11 @@
 //! Shutdown is graceful: the listener closes first, every connection
 //! finishes and answers the commands it already read, then the engine stops
 //! its actors and closes the database, and the process exits 0.
+//!
+//! The serving itself (`serve_engine`: accept loop, connections, WAL
+//! checkpoints, drain) takes an open engine, a bound listener and a
+//! shutdown signal, so an embedding program (`crate::embed`) runs the same
+//! server on its own listener and stops it with its own future.
 
 mod checkpoint;
 mod commands;
@@ -20,6 +25,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keyferry_actors::{Durability, Engine, EngineConfig, EngineError};
+use keyferry_journal::compaction::SnapshotPolicy;
 use metrics_exporter_prometheus::BuildError;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -67,6 +73,9 @@ pub enum ServeError {
     /// The engine could not open the database.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// `KEYFERRY_JOURNAL_RETENTION` is not a number of events.
+    #[error("{0}")]
+    Retention(keyferry_journal::compaction::CompactionError),
 }
 
 /// Threads for the sockets: one core fewer than the machine has, since the
@@ -105,21 +114,45 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
         DurabilityArg::Normal => Durability::Normal,
         DurabilityArg::Full => Durability::Full,
     };
+    // KEYFERRY_JOURNAL_RETENTION: how many journal events to keep.
+    let snapshot_policy = SnapshotPolicy::from_env().map_err(ServeError::Retention)?;
     let engine = Engine::open(EngineConfig {
         durability,
+        snapshot_policy,
         ..EngineConfig::new(&args.db)
     })
     .await?;
     // The bound address, not the requested one: `--port 0` picks a port.
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(addr = %bound, db = %args.db.display(), "serving");
+    serve_engine(&engine, listener, bound, args.requirepass, signal).await;
+    engine.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
 
-    let checkpoints = tokio::spawn(checkpoint::run(args.db.clone(), durability, signal.clone()));
+/// Answers Redis clients of `engine` on `listener` (bound to `addr`, which
+/// `INFO` and `CLIENT LIST` report) until `signal` fires, truncating the
+/// WAL meanwhile; then waits for the open connections as
+/// [`accept_until_shutdown`] does. The engine stays open: `keyferry serve`
+/// and embedding programs (`crate::embed`) close it themselves.
+pub(crate) async fn serve_engine(
+    engine: &Engine,
+    listener: TcpListener,
+    addr: SocketAddr,
+    requirepass: Option<String>,
+    signal: ShutdownSignal,
+) {
+    let checkpoints = tokio::spawn(checkpoint::run(
+        engine.store().path().to_path_buf(),
+        engine.durability(),
+        signal.clone(),
+    ));
     let server = Arc::new(Server::new(
         engine.store().clone(),
         Arc::clone(engine.waits()),
-        bound,
-        args.requirepass,
+        addr,
+        requirepass,
     ));
     accept_until_shutdown(listener, Arc::clone(&server), signal).await;
     drop(server);
@@ -128,9 +161,6 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     if let Err(e) = checkpoints.await {
         tracing::error!(error = %e, "the WAL checkpoint task failed");
     }
-    engine.shutdown().await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// Accepts connections until `signal` fires, then waits (up to

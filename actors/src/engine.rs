@@ -8,9 +8,11 @@ use std::sync::Arc;
 use keyferry_engine::blocking::WaitQueues;
 use keyferry_engine::{OpenError, Store, StoreConfig};
 use keyferry_journal::Durability;
+use keyferry_journal::compaction::SnapshotPolicy;
 
+use crate::jobs::{self, DequeuerOptions};
 use crate::supervisor::{FailedActor, RestartPolicy, Supervisor, SupervisorError};
-use crate::waiters;
+use crate::{maintenance, waiters};
 
 /// How to open an [`Engine`].
 #[derive(Debug, Clone)]
@@ -21,6 +23,11 @@ pub struct EngineConfig {
     pub durability: Durability,
     /// How the supervisor restarts failed actors.
     pub restart_policy: RestartPolicy,
+    /// When the journal is snapshotted and compacted.
+    pub snapshot_policy: SnapshotPolicy,
+    /// The job dequeuer: reclaims expired leases and runs queued migration
+    /// steps nobody holds.
+    pub dequeuer: DequeuerOptions,
 }
 
 impl EngineConfig {
@@ -31,6 +38,8 @@ impl EngineConfig {
             db: db.into(),
             durability: Durability::default(),
             restart_policy: RestartPolicy::default(),
+            snapshot_policy: SnapshotPolicy::default(),
+            dequeuer: DequeuerOptions::default(),
         }
     }
 }
@@ -51,6 +60,7 @@ pub enum EngineError {
 /// supervised actors working on it.
 pub struct Engine {
     store: Store,
+    durability: Durability,
     waits: Arc<WaitQueues>,
     supervisor: Supervisor,
 }
@@ -63,6 +73,8 @@ impl Engine {
             db,
             durability,
             restart_policy,
+            snapshot_policy,
+            dequeuer,
         } = config;
         let store_config = StoreConfig {
             durability,
@@ -71,13 +83,21 @@ impl Engine {
         // Opening runs migrations and may wait on another process's write
         // lock: keep it off the async workers.
         let store = blocking(move || Store::open(&db, store_config)).await?;
-        // The tracker, scanner, applier and job dequeuer join the tree
-        // here as their issues land.
+        // The engine's own actors: blocked clients' timers, journal
+        // snapshots and compaction, and the job dequeuer (which runs queued
+        // migration steps nobody holds). A migration's tracker, scanner and
+        // applier run under their own supervisor (`migration::orchestrator`
+        // or one CLI step).
         let waits = Arc::new(WaitQueues::default());
-        let children = vec![waiters::child_spec(Arc::clone(&waits))];
+        let children = vec![
+            waiters::child_spec(Arc::clone(&waits)),
+            maintenance::child_spec(store.journal().clone(), snapshot_policy),
+            jobs::child_spec(store.clone(), dequeuer),
+        ];
         match Supervisor::start(children, restart_policy, store.journal().clone()).await {
             Ok(supervisor) => Ok(Engine {
                 store,
+                durability,
                 waits,
                 supervisor,
             }),
@@ -91,6 +111,12 @@ impl Engine {
     /// The keyspace store: what the RESP server runs commands on.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// Whether each commit is fsynced, as opened: other connections to
+    /// the same file (e.g. the server's WAL checkpoints) must match it.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// The wait queues of blocked clients (`BLPOP` and friends), whose

@@ -3,12 +3,15 @@
 //!
 //! The public API hides ractor: an embedder opens an [`Engine`] and talks to
 //! it through its methods. Actors of this crate plug into the supervision
-//! tree through [`supervisor::ChildSpec`]; later issues add the keyspace
-//! tracker, bulk scanner, dirty applier and job dequeuer. [`waiters`] is the
-//! blocking waiter registry.
+//! tree through [`supervisor::ChildSpec`]: the keyspace tracker, bulk
+//! scanner and dirty applier ([`migration`]), the job dequeuer ([`jobs`]),
+//! journal maintenance ([`maintenance`]) and the blocking waiter registry
+//! ([`waiters`]).
 
 pub mod compare;
 mod engine;
+pub mod jobs;
+pub mod maintenance;
 pub mod migration;
 pub mod preflight;
 pub mod source;

@@ -15,6 +15,7 @@ mod batch;
 pub mod bulk;
 mod control;
 pub mod orchestrator;
+pub mod steps;
 pub mod sweep;
 pub mod tracker;
 
@@ -24,7 +25,9 @@ use keyferry_journal::{Event, Seq, Severity};
 
 use crate::source::{Source, SourceError};
 
-pub use control::{Settings, TtlMode, throttles_event};
+pub use control::{
+    ControlRequest, ControlVerdict, Controlled, Settings, TtlMode, control, throttles_event,
+};
 
 /// Why a migration step failed.
 #[derive(Debug, thiserror::Error)]

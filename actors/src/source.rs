@@ -194,7 +194,14 @@ impl Source {
             redis: RedisConnectionInfo {
                 db: i64::from(db),
                 username: self.uri.username.clone(),
-                password: self.uri.password.clone(),
+                // A named user always authenticates as that user (an empty
+                // password suits a `nopass` user); with no password at all
+                // the client would skip AUTH and silently act as `default`.
+                password: self
+                    .uri
+                    .password
+                    .clone()
+                    .or_else(|| self.uri.username.as_ref().map(|_| String::new())),
                 ..Default::default()
             },
         };

@@ -84,3 +84,51 @@ async fn an_unopenable_file_is_an_error_not_a_panic() {
         Ok(_) => panic!("opened a file in a missing directory"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_snapshots_its_journal_by_policy() {
+    use keyferry_journal::compaction::SnapshotPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("k.db");
+    let events: Vec<Event> = (0..50)
+        .map(|i| Event::RunStarted {
+            run_id: format!("run-{i}"),
+            source: "redis://h:1/0".into(),
+            destination: "k.db".into(),
+        })
+        .collect();
+    let (writer, journal) =
+        Journal::open(&db, Durability::Normal, WriterConfig::default()).unwrap();
+    journal.append(events).await.unwrap();
+    writer.shutdown();
+    let engine = Engine::open(EngineConfig {
+        snapshot_policy: SnapshotPolicy {
+            every_events: 10,
+            retain_events: None,
+        },
+        ..EngineConfig::new(&db)
+    })
+    .await
+    .unwrap();
+    // The maintenance actor's first tick comes at start-up.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let snapshot_seq = loop {
+        let seq: Option<i64> = conn
+            .query_row("SELECT MAX(seq) FROM journal_snapshots", [], |r| r.get(0))
+            .unwrap();
+        if let Some(seq) = seq {
+            break seq;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot was taken"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(
+        snapshot_seq >= 50,
+        "the snapshot covers the journal: {snapshot_seq}"
+    );
+    engine.shutdown().await;
+}

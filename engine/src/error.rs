@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use keyferry_journal::JournalError;
 use keyferry_journal::schema::SchemaError;
 use keyferry_journal::writer::WriteError;
+use keyferry_journal::{JobError, JournalError};
 
 use crate::keyvalue::KeyKind;
 
@@ -59,6 +59,10 @@ pub enum StoreError {
     /// A journal event could not be appended.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// A job-queue operation was refused (a lease held by another worker,
+    /// or lost: see `keyferry_journal::jobs`). Its write is undone.
+    #[error(transparent)]
+    Job(#[from] JobError),
     /// The transaction the write was part of could not begin or commit;
     /// nothing of it was written.
     #[error("transaction failed: {0}")]

@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use keyferry_journal::connection::open_ro;
 use rusqlite::Connection;
@@ -16,6 +17,9 @@ pub(crate) struct ReaderPool {
     path: PathBuf,
     max_idle: usize,
     idle: Mutex<Vec<Connection>>,
+    /// Set by [`ReaderPool::clear`]: a reader finishing afterwards closes
+    /// its connection instead of keeping it.
+    closed: AtomicBool,
 }
 
 impl ReaderPool {
@@ -24,6 +28,7 @@ impl ReaderPool {
             path,
             max_idle,
             idle: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -41,14 +46,19 @@ impl ReaderPool {
         };
         let result = f(&conn);
         let mut idle = self.lock();
-        if idle.len() < self.max_idle && conn.is_autocommit() {
+        if idle.len() < self.max_idle
+            && conn.is_autocommit()
+            && !self.closed.load(Ordering::Acquire)
+        {
             idle.push(conn);
         }
         result
     }
 
-    /// Closes every idle connection.
+    /// Closes every idle connection; readers still running close theirs
+    /// when they finish.
     pub(crate) fn clear(&self) {
+        self.closed.store(true, Ordering::Release);
         self.lock().clear();
     }
 

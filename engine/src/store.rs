@@ -197,6 +197,10 @@ impl Owner {
                 .unwrap_or_else(PoisonError::into_inner)
                 .take(),
         );
+        // Readers first, the writer last: the last connection to close
+        // checkpoints the WAL and deletes it only if it can write, and the
+        // readers are read-only.
+        self.readers.clear();
         if let Some(writer) = self
             .writer
             .lock()
@@ -205,7 +209,6 @@ impl Owner {
         {
             writer.shutdown();
         }
-        self.readers.clear();
     }
 }
 

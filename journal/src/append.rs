@@ -1,13 +1,14 @@
 //! Appending events: encoding and checksumming them, then inserting the
 //! rows inside a write transaction together with their effect on the
-//! migration registry ([`crate::registry`]).
+//! projection tables ([`crate::projections`]: the migration registry and
+//! the job queue).
 //!
 //! The two steps are separate so that [`crate::Journal::append`] can encode
 //! on the caller's thread and hand the writer only ready-made rows: the
 //! writer thread (and SQLite's write lock, which other processes wait on)
-//! is then busy for the inserts alone. The registry is projected at insert
-//! time, in the same transaction, because its rows depend on the sequence
-//! numbers SQLite assigns there: a committed event is always projected, and
+//! is then busy for the inserts alone. The projections are applied at
+//! insert time, in the same transaction, because their rows depend on the
+//! sequence numbers SQLite assigns there: a committed event is always projected, and
 //! a rolled-back one never is.
 
 use std::borrow::Cow;
@@ -18,10 +19,10 @@ use rusqlite::Connection;
 use crate::codec::{encode_named, row_checksum};
 use crate::error::JournalError;
 use crate::event::{EVENT_VERSION, Event, Seq};
-use crate::registry;
+use crate::projections;
 
 /// Inserts `events` into the journal on `conn`, inside the caller's
-/// transaction, projects them into the [`crate::registry`], and returns
+/// transaction, projects them ([`crate::projections::apply`]), and returns
 /// their sequence numbers in order.
 ///
 /// Call it from a closure given to [`crate::writer::WriterHandle::submit`]:
@@ -33,7 +34,7 @@ pub fn append_in(conn: &Connection, events: &[Event]) -> Result<Vec<Seq>, Journa
 }
 
 /// A batch of events encoded and checksummed, ready to insert, with the
-/// events themselves for the registry projection.
+/// events themselves for the projections.
 ///
 /// All payloads share one buffer, so a batch costs two allocations however
 /// many events it holds. The events are borrowed when the batch is inserted
@@ -81,7 +82,7 @@ impl<'a> Encoded<'a> {
 }
 
 /// Inserts an encoded batch inside the caller's transaction, projects each
-/// event into the registry right after its row, and returns the sequence
+/// event right after its row, and returns the sequence
 /// numbers SQLite assigned, in order.
 ///
 /// The metrics count rows as they are written into the transaction; the
@@ -101,7 +102,7 @@ pub(crate) fn insert(conn: &Connection, batch: &Encoded<'_>) -> Result<Vec<Seq>,
             payload
         ])?;
         let seq = conn.last_insert_rowid();
-        registry::apply(conn, seq, batch.at_ms, event)?;
+        projections::apply(conn, seq, batch.at_ms, event)?;
         seqs.push(seq);
     }
     if let Some(&last) = seqs.last() {

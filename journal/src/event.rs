@@ -253,6 +253,20 @@ pub enum Event {
         max_attempts: u32,
         /// Not to be leased before this time (ms since the epoch).
         run_at_ms: i64,
+        /// What the job does (`bulk`, `apply-dirty`, `verify`, `sweep`, or
+        /// an embedder's own kind). Empty in rows written before it existed.
+        #[serde(default)]
+        kind: String,
+        /// Dequeue order within the queue: higher first. 0 in rows written
+        /// before it existed.
+        #[serde(default)]
+        priority: i32,
+        /// At most one job with this key is alive (not done or dead) at a
+        /// time: enqueueing a second one returns the first instead (e.g.
+        /// `bulk:<run_id>`, so two processes cannot queue the same step).
+        /// `None` in rows written before it existed.
+        #[serde(default)]
+        dedupe_key: Option<String>,
     },
     /// A worker took a job under a lease.
     JobLeased {

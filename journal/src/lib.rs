@@ -21,19 +21,26 @@
 //! events into state, and snapshots of that state let a replay after a
 //! restart read only the tail of the journal.
 //!
-//! The migration registry ([`registry`]) is the journal's SQL face: tables
-//! of runs, dirty keys and errors, written in the same transaction as each
-//! append, that the CLI and the actors query directly.
+//! The migration registry ([`registry`]) and the job queue ([`jobs`]) are
+//! the journal's SQL face: tables of runs, dirty keys, errors and jobs,
+//! written in the same transaction as each append ([`projections`]), that
+//! the CLI and the actors query directly. The job queue's operations
+//! (enqueue, dequeue under a fenced lease, heartbeat, ack, fail with
+//! backoff, reclaim) run inside the caller's write transaction.
 
 mod append;
 pub mod codec;
+pub mod compaction;
 pub mod connection;
 mod error;
 pub mod event;
+pub mod jobs;
 mod journal;
 mod migrations;
 mod projection;
+pub mod projections;
 mod read;
+pub mod rebuild;
 pub mod registry;
 pub mod schema;
 mod snapshot;
@@ -44,6 +51,7 @@ pub use append::append_in;
 pub use connection::Durability;
 pub use error::{JournalError, ReadError, ReplayError, SnapshotError};
 pub use event::{Counters, EVENT_VERSION, Event, RunStatus, Seq, Severity};
+pub use jobs::{Backoff, Job, JobError, JobStatus, NewJob};
 pub use journal::Journal;
 pub use migrations::{COMPONENT, MIGRATIONS};
 pub use projection::{Projection, Replayed};

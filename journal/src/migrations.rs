@@ -9,6 +9,7 @@
 
 use rusqlite::Connection;
 
+use crate::projections::project_existing;
 use crate::schema::Migration;
 
 /// The component name under which the journal's version is recorded in
@@ -139,6 +140,50 @@ pub const MIGRATIONS: &[Migration] = &[
         CREATE INDEX migration_errors_by_run ON migration_errors(run_id, seq);
     ",
     },
+    Migration {
+        version: 3,
+        // The job queue's projection (see `crate::jobs`), kept up to date
+        // in the transaction of every append like the registry; job events
+        // already in the journal are projected by `after_sql`.
+        //
+        // `jobs_dequeue` serves "the best queued jobs of a queue" as one
+        // index range, in dequeue order (priority DESC, run_at_ms,
+        // enqueued_seq), so a dequeue reads only the rows it takes plus
+        // those not yet due. `jobs_reclaim` serves "leased jobs whose
+        // deadline passed" the same way.
+        //
+        // A dedupe key is unique among the jobs still alive (queued,
+        // leased, failed), not forever: once its job is done or dead, the
+        // same step may be queued again. A partial UNIQUE index says
+        // exactly that, and is also the index dedupe lookups use.
+        sql: "
+        CREATE TABLE jobs (
+            job_id            TEXT    PRIMARY KEY,
+            queue             TEXT    NOT NULL,
+            kind              TEXT    NOT NULL DEFAULT '',
+            payload           BLOB    NOT NULL,
+            priority          INTEGER NOT NULL DEFAULT 0,
+            run_at_ms         INTEGER NOT NULL,
+            max_attempts      INTEGER NOT NULL,
+            attempts          INTEGER NOT NULL DEFAULT 0,
+            status            TEXT    NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'leased', 'done', 'failed', 'dead')),
+            worker            TEXT,
+            epoch             INTEGER NOT NULL DEFAULT 0,
+            lease_deadline_ms INTEGER,
+            last_error        TEXT,
+            dedupe_key        TEXT,
+            enqueued_seq      INTEGER NOT NULL,
+            updated_seq       INTEGER NOT NULL,
+            updated_at_ms     INTEGER NOT NULL
+        );
+        CREATE INDEX jobs_dequeue
+            ON jobs(queue, status, priority DESC, run_at_ms, enqueued_seq);
+        CREATE INDEX jobs_reclaim ON jobs(status, lease_deadline_ms);
+        CREATE UNIQUE INDEX jobs_dedupe ON jobs(dedupe_key)
+            WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'leased', 'failed');
+    ",
+    },
 ];
 
 /// The part of journal migration `version` that SQL alone cannot do, run by
@@ -148,7 +193,8 @@ pub(crate) fn after_sql(conn: &Connection, version: u32) -> rusqlite::Result<()>
     match version {
         // Events appended before the registry existed are projected now,
         // so the registry never depends on which build wrote an event.
-        2 => crate::registry::project_existing(conn),
+        2 => project_existing(conn, "migration registry", "%", crate::registry::apply),
+        3 => project_existing(conn, "jobs", "job%", crate::jobs::apply),
         _ => Ok(()),
     }
 }

@@ -35,8 +35,8 @@ mod tests;
 use rusqlite::{Connection, params};
 
 use crate::event::{Event, Seq, Severity};
-use crate::read;
 
+pub(crate) use query::named;
 pub use query::{
     ErrorRow, PendingKey, PendingState, RunRow, Throttles, UnknownName, is_pending, is_tracked,
     pending, pending_after, pending_count, recent_errors, run, runs, state_counts,
@@ -427,28 +427,4 @@ fn insert_error(conn: &Connection, seq: Seq, at_ms: i64, event: &Event) -> rusql
         message
     ])
     .map(drop)
-}
-
-/// Projects every event already in the journal, oldest first. Run once, by
-/// the schema migration that creates the registry, inside its transaction,
-/// so a journal written before the registry existed gets the same rows it
-/// would have had all along.
-///
-/// A row that fails its checksum or does not decode is left out with a
-/// warning rather than making the file impossible to open; reading or
-/// replaying the journal reports it by sequence number.
-pub(crate) fn project_existing(conn: &Connection) -> rusqlite::Result<()> {
-    let mut stmt = conn
-        .prepare("SELECT seq, kind, version, at_ms, checksum, payload FROM journal ORDER BY seq")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let seq: Seq = row.get(0)?;
-        match read::entry(seq, row) {
-            Ok(entry) => apply(conn, entry.seq, entry.at_ms, &entry.event)?,
-            Err(error) => {
-                tracing::warn!(seq, %error, "journal row left out of the migration registry");
-            }
-        }
-    }
-    Ok(())
 }

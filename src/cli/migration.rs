@@ -13,7 +13,8 @@ use super::values::{SourceUri, parse_byte_size, parse_percent, parse_run_id};
 #[derive(Debug, Args)]
 pub struct SourceArgs {
     /// Source Redis URI: redis://host:port, or rediss:// for TLS; optionally
-    /// with user:password@ before the host and /db after the port.
+    /// with user:password@ before the host and /db after the port. Every
+    /// database (0–15) is migrated and keeps its number, whatever /db says.
     #[arg(long, value_name = "URI")]
     pub from: SourceUri,
     /// Read the source password from this file instead of the URI (argv is

@@ -1,18 +1,21 @@
 //! What every migration subcommand does before and after its work: build
 //! the runtime, resolve the source's password, open the destination,
-//! serve metrics, turn SIGINT/SIGTERM into a stop, and shut the store down
-//! so everything submitted is committed before the process exits.
+//! serve metrics, turn SIGINT/SIGTERM into a stop, run a step as a job of
+//! this process, and shut the store down so everything submitted is
+//! committed before the process exits.
 
 use std::future::Future;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use keyferry_actors::migration::{Run, Settings, TtlMode, throttles_event};
+use keyferry_actors::migration::steps::{self, StepOutcome, StepSettings, StepSpec, Worker};
+use keyferry_actors::migration::{Run, TtlMode};
 use keyferry_actors::source::Source;
 use keyferry_engine::{Store, StoreConfig};
-use keyferry_journal::Event;
 use tokio::sync::watch;
 
+use super::progress;
 use crate::cli::{SourceArgs, Throttles, TtlMode as TtlModeArg};
 use crate::telemetry::serve_metrics;
 
@@ -71,22 +74,16 @@ pub fn run(id: String, source: Source, store: Store) -> Run {
     Run { id, source, store }
 }
 
-/// The step's settings from its flags (unset flags keep the defaults; the
-/// run's recorded throttles override both).
-pub fn settings(throttles: &Throttles) -> Settings {
-    let defaults = Settings::default();
-    Settings {
-        scan_count: throttles
-            .scan_count
-            .map_or(defaults.scan_count, |n| n.get()),
-        max_concurrency: throttles
-            .max_concurrency
-            .map_or(defaults.max_concurrency, |n| n.get()),
-        max_rps: throttles.max_rps.map(|n| n.get()).or(defaults.max_rps),
-        batch_keys: throttles
-            .batch_keys
-            .map_or(defaults.batch_keys, |n| n.get()),
-        batch_bytes: throttles.batch_bytes.unwrap_or(defaults.batch_bytes),
+/// The step's settings from its flags: the throttles given (recorded on
+/// the run when the step starts, so they win over older ones) and the TTL
+/// mode.
+pub fn step_settings(throttles: &Throttles) -> StepSettings {
+    StepSettings {
+        scan_count: throttles.scan_count.map(|n| n.get()),
+        max_concurrency: throttles.max_concurrency.map(|n| n.get()),
+        max_rps: throttles.max_rps.map(|n| n.get()),
+        batch_keys: throttles.batch_keys.map(|n| n.get()),
+        batch_bytes: throttles.batch_bytes,
         ttl_mode: match throttles.ttl_mode {
             Some(TtlModeArg::Drop) => TtlMode::Drop,
             _ => TtlMode::Preserve,
@@ -94,16 +91,27 @@ pub fn settings(throttles: &Throttles) -> Settings {
     }
 }
 
-/// The event recording the throttles given on the command line, if any.
-pub fn recorded_throttles(run_id: &str, throttles: &Throttles) -> Option<Event> {
-    throttles_event(
-        run_id,
-        throttles.scan_count.map(|n| n.get()),
-        throttles.max_concurrency.map(|n| n.get()),
-        throttles.max_rps.map(|n| n.get()),
-        throttles.batch_keys.map(|n| n.get()),
-        throttles.batch_bytes,
-    )
+/// Runs the step `spec` as a job leased to this process
+/// ([`steps::run_step`]), printing progress to stderr, until it ends or a
+/// signal stops it (it then gives its lease back; its last committed batch
+/// is where it continues). Returns the run id with what the step did.
+pub async fn run_step(
+    store: &Store,
+    source: Source,
+    spec: StepSpec,
+) -> Result<(String, StepOutcome), String> {
+    let stop = stop_on_signals()?;
+    let run_id = spec.run_id.clone();
+    let progress = progress::report(run(run_id.clone(), source.clone(), store.clone()));
+    let outcome = steps::run_step(store, source, spec, &Worker::this_process(), stop).await;
+    progress.abort();
+    if std::io::stderr().is_terminal() {
+        // Ends the progress line, which is redrawn in place there.
+        eprintln!();
+    }
+    outcome
+        .map(|outcome| (run_id, outcome))
+        .map_err(|e| e.to_string())
 }
 
 /// A receiver that turns `true` on the first SIGINT or SIGTERM.

@@ -17,6 +17,7 @@ mod redis_server;
 pub mod resp;
 mod rng;
 mod serve;
+pub mod tls;
 
 pub use client::RawClient;
 pub use diff::Differ;

@@ -13,6 +13,9 @@
 //! Batches are pipelined: the next one is the keys whose latest event is
 //! after the previous batch's, so a key in flight is not picked twice
 //! unless it was written again (then it must be).
+//!
+//! Run as a job ([`super::steps`]), the applier's writes are fenced by the
+//! job's lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +28,7 @@ use tokio::sync::watch;
 
 use super::batch::{self, Fuse, Item, Written};
 use super::control::{Control, RateLimiter};
+use super::steps::Lease;
 use super::{MigrationError, Run, Settings};
 use crate::source::{FetchLimits, Fetched, fetch_keys};
 use crate::supervisor::ChildSpec;
@@ -63,9 +67,20 @@ pub async fn drain(
     limits: &FetchLimits,
     mode: Mode,
 ) -> Result<Applied, MigrationError> {
+    drain_fenced(run, settings, limits, mode, None).await
+}
+
+/// [`drain`], with every write fenced by `lease` when given.
+async fn drain_fenced(
+    run: &Run,
+    settings: Settings,
+    limits: &FetchLimits,
+    mode: Mode,
+    lease: Option<Lease>,
+) -> Result<Applied, MigrationError> {
     let mut control = Control::new(settings);
     let mut limiter = RateLimiter::new();
-    let fuse = Fuse::default();
+    let fuse = Fuse::new(lease);
     let mut in_flight: std::collections::VecDeque<keyferry_engine::Write<Written>> =
         Default::default();
     let mut totals = Applied::default();
@@ -148,6 +163,7 @@ async fn apply_group(
 ) -> Result<keyferry_engine::Write<Written>, MigrationError> {
     let db = Db::new(i64::from(db_index)).map_err(|e| MigrationError::Refused(e.to_string()))?;
     let keys: Vec<Vec<u8>> = rows.iter().map(|r| r.key.clone()).collect();
+    let read_at = batch::now_ms();
     let fetched = fetch_keys(&mut conn, &keys, limits)
         .await
         .map_err(|e| run.source.command_error(e))?;
@@ -160,7 +176,7 @@ async fn apply_group(
                 items.push(Item::Put {
                     key: row.key.clone(),
                     value,
-                    expire_at_ms: batch::expire_at(ttl_ms, settings.ttl_mode),
+                    expire_at_ms: batch::expire_at(read_at, ttl_ms, settings.ttl_mode),
                     mark: Some(mark(MarkKind::Applied)),
                 });
             }
@@ -180,13 +196,17 @@ async fn apply_group(
             }
             Fetched::Big(big) => {
                 let staged = run.store.begin_staged(big.kind()).await?;
-                let expire_at_ms = batch::expire_at(big.ttl_ms(), settings.ttl_mode);
+                let expire_at_ms = batch::expire_at(read_at, big.ttl_ms(), settings.ttl_mode);
                 big.stream_into(&mut conn, &row.key, &staged, limits)
                     .await
                     .map_err(|e| run.source.command_error(e))?;
                 let event = mark(MarkKind::Applied);
+                let fuse = fuse.clone();
+                // Never skipped: the predicate is only the fencing check.
                 staged
-                    .commit(db, row.key.clone(), expire_at_ms, vec![event])
+                    .commit_unless(db, row.key.clone(), expire_at_ms, vec![event], move |tx| {
+                        fuse.check(tx.conn()).map(|()| false)
+                    })
                     .await?;
                 metrics::counter!("keyferry_dirty_keys_applied_total").increment(1);
                 totals.applied += 1;
@@ -255,9 +275,18 @@ pub struct ApplierConfig {
 
 /// The supervisor's child spec for an applier.
 pub fn child_spec(config: ApplierConfig) -> ChildSpec {
+    spec(config, None)
+}
+
+/// The child spec for an applier whose writes are fenced by `lease`.
+pub(crate) fn leased_child_spec(config: ApplierConfig, lease: Lease) -> ChildSpec {
+    spec(config, Some(lease))
+}
+
+fn spec(config: ApplierConfig, lease: Option<Lease>) -> ChildSpec {
     ChildSpec::new(NAME, move |spawner| {
-        let config = config.clone();
-        async move { spawner.spawn(DirtyApplier, config).await }
+        let args = (config.clone(), lease.clone());
+        async move { spawner.spawn(DirtyApplier, args).await }
     })
 }
 
@@ -270,39 +299,43 @@ pub struct Start;
 
 impl Actor for DirtyApplier {
     type Msg = Start;
-    type State = ApplierConfig;
-    type Arguments = ApplierConfig;
+    type State = (ApplierConfig, Option<Lease>);
+    type Arguments = (ApplierConfig, Option<Lease>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<Start>,
-        config: ApplierConfig,
-    ) -> Result<ApplierConfig, ActorProcessingErr> {
+        args: (ApplierConfig, Option<Lease>),
+    ) -> Result<Self::State, ActorProcessingErr> {
         myself.send_message(Start)?;
-        Ok(config)
+        Ok(args)
     }
 
     async fn handle(
         &self,
         myself: ActorRef<Start>,
         _: Start,
-        config: &mut ApplierConfig,
+        (config, lease): &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        let outcome = drain(
+        let outcome = drain_fenced(
             &config.run,
             config.settings.clone(),
             &config.limits,
             config.mode.clone(),
+            lease.clone(),
         )
         .await;
         match outcome {
             Ok(applied) => {
-                let _ = config.done.send(Some(Ok(applied)));
+                config.done.send_replace(Some(Ok(applied)));
             }
             Err(MigrationError::Aborted(run)) => {
-                let _ = config
+                // send_replace: the value must be kept even when nobody
+                // subscribed yet (a fast step can finish before its caller
+                // starts listening).
+                config
                     .done
-                    .send(Some(Err(format!("run {run} was aborted"))));
+                    .send_replace(Some(Err(format!("run {run} was aborted"))));
             }
             // Anything else is a failure the supervisor restarts us for.
             Err(e) => return Err(e.into()),

@@ -6,13 +6,23 @@
 //! queued behind it must not commit — the checkpoint they carry would
 //! claim the failed keys were imported — so they share a [`Fuse`]: the
 //! first failure blows it, and every later batch fails before writing.
+//!
+//! **Fencing.** A step run as a job (see [`super::steps`]) also carries its
+//! job's [`Lease`] in the fuse. Every batch, and every other state write of
+//! the step ([`record`]), first checks inside its own transaction that the
+//! lease is still held at its epoch: a worker whose lease expired and was
+//! taken over writes nothing more, even if it never noticed. A lost lease
+//! fails the batch and blows the fuse like any other failure.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use keyferry_engine::{Db, KeyValue, Store, StoreError, Write};
-use keyferry_journal::Event;
 use keyferry_journal::registry;
+use keyferry_journal::{Event, Seq};
+use rusqlite::Connection;
+
+use super::steps::Lease;
 
 /// One key's change.
 pub(crate) enum Item {
@@ -37,15 +47,51 @@ pub(crate) struct Written {
     pub(crate) deferred: u64,
 }
 
-/// Blown by the first failed batch of a step; later batches then fail
-/// without writing.
-#[derive(Clone, Default)]
-pub(crate) struct Fuse(Arc<AtomicBool>);
+/// Guards the writes of one step: blown by its first failed batch (later
+/// batches then fail without writing), and fenced by its job's lease when
+/// it runs as a job.
+#[derive(Clone)]
+pub(crate) struct Fuse {
+    blown: Arc<AtomicBool>,
+    lease: Option<Lease>,
+}
 
 impl Fuse {
-    pub(crate) fn blown(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+    /// A fresh fuse for a step fenced by `lease`, if it runs as a job.
+    pub(crate) fn new(lease: Option<Lease>) -> Self {
+        Fuse {
+            blown: Arc::default(),
+            lease,
+        }
     }
+
+    /// Inside the write's transaction: fails unless the step may still
+    /// write (no earlier batch failed, and its lease is still held).
+    pub(crate) fn check(&self, conn: &Connection) -> Result<(), StoreError> {
+        if self.blown.load(Ordering::Acquire) {
+            return Err(StoreError::Cancelled(
+                "an earlier batch of this step failed".into(),
+            ));
+        }
+        match &self.lease {
+            Some(lease) => lease.check_in(conn),
+            None => Ok(()),
+        }
+    }
+
+    fn blow(&self) {
+        self.blown.store(true, Ordering::Release);
+    }
+}
+
+/// Appends `events` (state the step records besides its batches: a
+/// checkpoint, a sweep's marks) in one transaction, once `fuse` allows it.
+pub(crate) fn record(store: &Store, fuse: &Fuse, events: Vec<Event>) -> Write<Vec<Seq>> {
+    let fuse = fuse.clone();
+    store.write(move |tx| {
+        fuse.check(tx.conn())?;
+        tx.append_events(&events)
+    })
 }
 
 /// Submits `items` for database `db` as one transaction. With
@@ -64,11 +110,7 @@ pub(crate) fn submit(
     let fuse = fuse.clone();
     store.write(move |tx| {
         let result = (|| {
-            if fuse.blown() {
-                return Err(StoreError::Cancelled(
-                    "an earlier batch of this step failed".into(),
-                ));
-            }
+            fuse.check(tx.conn())?;
             let mut written = Written::default();
             let mut events = Vec::new();
             for item in items {
@@ -103,18 +145,23 @@ pub(crate) fn submit(
             Ok(written)
         })();
         if result.is_err() {
-            fuse.0.store(true, Ordering::Release);
+            fuse.blow();
         }
         result
     })
 }
 
-/// The absolute expiry for a key with `ttl_ms` left, or none when TTLs are
+/// The absolute expiry for a key that had `ttl_ms` left when it was read
+/// (`read_at_ms`: just before the read was sent), or none when TTLs are
 /// dropped or the key is persistent.
-pub(crate) fn expire_at(ttl_ms: Option<i64>, mode: super::TtlMode) -> Option<i64> {
+///
+/// Anchored at the read, not at the time of this call: a key handled after
+/// a slow one (a big collection streamed first, a stalled process) must
+/// not outlive its source by that delay.
+pub(crate) fn expire_at(read_at_ms: i64, ttl_ms: Option<i64>, mode: super::TtlMode) -> Option<i64> {
     match mode {
         super::TtlMode::Drop => None,
-        super::TtlMode::Preserve => ttl_ms.map(|ttl| now_ms() + ttl),
+        super::TtlMode::Preserve => ttl_ms.map(|ttl| read_at_ms + ttl),
     }
 }
 

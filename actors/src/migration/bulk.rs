@@ -14,12 +14,15 @@
 //! Keys the tracker has already recorded are left to the dirty applier
 //! (see [`super::batch::submit`]): a copy read before the applier's must
 //! never overwrite it.
+//!
+//! Run as a job ([`super::steps`]), the scanner's writes — batches, big
+//! keys, checkpoints — are fenced by the job's lease.
 
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
 use keyferry_engine::{Db, StagedKey};
-use keyferry_journal::registry;
+use keyferry_journal::registry::{self, RunRow};
 use keyferry_journal::{Counters, Event, Severity};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use redis::aio::MultiplexedConnection;
@@ -27,6 +30,7 @@ use tokio::sync::watch;
 
 use super::batch::{self, Fuse, Item, Written};
 use super::control::{Control, RateLimiter};
+use super::steps::Lease;
 use super::{DATABASES, MigrationError, Run, Settings};
 use crate::source::info;
 use crate::source::scan_page;
@@ -73,34 +77,56 @@ pub async fn prepare(
     resume: bool,
     throttles: Option<Event>,
 ) -> Result<(), MigrationError> {
-    if let Some(row) = run.row()?
-        && row.last_checkpoint_seq.is_some()
-        && !resume
-    {
-        return Err(MigrationError::Refused(
+    refuse_restart(run.row()?.as_ref(), &run.id, resume)?;
+    let mut events = vec![started(run)];
+    events.extend(throttles);
+    run.record(events).await.map(drop)
+}
+
+/// [`prepare`]'s check: a run that already has a checkpoint (`row`) is
+/// only continued with `resume`.
+pub(crate) fn refuse_restart(
+    row: Option<&RunRow>,
+    run_id: &str,
+    resume: bool,
+) -> Result<(), MigrationError> {
+    match row {
+        Some(row) if row.last_checkpoint_seq.is_some() && !resume => Err(MigrationError::Refused(
             AlreadyStarted {
-                run_id: run.id.clone(),
+                run_id: run_id.to_string(),
                 db: row.scan_db,
                 cursor: row.scan_cursor,
                 migrated: row.counters.migrated_keys,
             }
             .to_string(),
-        ));
+        )),
+        _ => Ok(()),
     }
-    let mut events = vec![Event::RunStarted {
+}
+
+/// The event that starts (or resumes) the bulk copy of `run`.
+pub(crate) fn started(run: &Run) -> Event {
+    Event::RunStarted {
         run_id: run.id.clone(),
         source: run.source.without_password(),
         destination: run.store.path().display().to_string(),
-    }];
-    events.extend(throttles);
-    run.record(events).await.map(drop)
+    }
 }
 
 /// The supervisor's child spec for a scanner.
 pub fn child_spec(config: BulkConfig) -> ChildSpec {
+    spec(config, None)
+}
+
+/// The child spec for a scanner whose writes are fenced by `lease`.
+pub(crate) fn leased_child_spec(config: BulkConfig, lease: Lease) -> ChildSpec {
+    spec(config, Some(lease))
+}
+
+fn spec(config: BulkConfig, lease: Option<Lease>) -> ChildSpec {
     ChildSpec::new(NAME, move |spawner| {
-        let config = config.clone();
-        async move { spawner.spawn(BulkScanner, config).await }
+        let args = (config.clone(), lease.clone());
+        async move { spawner.spawn(BulkScanner, args).await }
     })
 }
 
@@ -135,14 +161,15 @@ pub struct State {
 impl Actor for BulkScanner {
     type Msg = Msg;
     type State = State;
-    type Arguments = BulkConfig;
+    type Arguments = (BulkConfig, Option<Lease>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<Msg>,
-        config: BulkConfig,
+        (config, lease): (BulkConfig, Option<Lease>),
     ) -> Result<State, ActorProcessingErr> {
         let run = &config.run;
+        let fuse = Fuse::new(lease);
         let mut conn = run.source.connect(0).await?;
         let source_run_id = info::info(&mut conn, "server")
             .await
@@ -176,11 +203,11 @@ impl Actor for BulkScanner {
                 None,
             )
             .await?;
-            run.record(vec![Event::SweepRequired {
+            let required = Event::SweepRequired {
                 run_id: run.id.clone(),
                 reason: "the source restarted during the bulk copy".into(),
-            }])
-            .await?;
+            };
+            batch::record(&run.store, &fuse, vec![required]).await?;
             (db, cursor) = (0, 0);
         }
         myself.send_message(Msg::Step)?;
@@ -193,7 +220,7 @@ impl Actor for BulkScanner {
             source_run_id,
             conn: None,
             counters: Arc::new(Mutex::new(counters)),
-            fuse: Fuse::default(),
+            fuse,
             in_flight: Vec::new(),
         })
     }
@@ -209,10 +236,10 @@ impl Actor for BulkScanner {
             Ok(settings) => settings,
             Err(MigrationError::Aborted(_)) => {
                 state.drain().await?;
-                let _ = state
+                state
                     .config
                     .done
-                    .send(Some(Err(format!("run {} was aborted", run.id))));
+                    .send_replace(Some(Err(format!("run {} was aborted", run.id))));
                 myself.stop(Some("aborted".into()));
                 return Ok(());
             }
@@ -221,17 +248,18 @@ impl Actor for BulkScanner {
         if state.db >= DATABASES {
             state.drain().await?;
             let counters = *state.counters.lock().expect("counters lock");
-            run.record(vec![checkpoint(
+            let last = checkpoint(
                 &run.id,
                 &state.source_run_id,
                 DATABASES - 1,
                 0,
                 true,
                 counters,
-            )])
-            .await?;
+            );
+            batch::record(&run.store, &state.fuse, vec![last]).await?;
             tracing::info!(run = %run.id, ?counters, "bulk copy complete");
-            let _ = state.config.done.send(Some(Ok(counters)));
+            // Kept even if nobody subscribed yet (send would drop it).
+            state.config.done.send_replace(Some(Ok(counters)));
             myself.stop(Some("done".into()));
             return Ok(());
         }
@@ -284,6 +312,7 @@ impl State {
         // TYPE + PTTL, then one or two reads, per key.
         self.limiter.acquire(keys * 3, settings.max_rps).await;
         let limits = &self.config.limits;
+        let read_at = batch::now_ms();
         let fetched = join_all(pages.iter().map(|page| {
             let mut conn = conn.clone();
             async move { fetch_keys(&mut conn, page, limits).await }
@@ -310,7 +339,7 @@ impl State {
                             Item::Put {
                                 key,
                                 value,
-                                expire_at_ms: batch::expire_at(ttl_ms, settings.ttl_mode),
+                                expire_at_ms: batch::expire_at(read_at, ttl_ms, settings.ttl_mode),
                                 mark: None,
                             },
                         ));
@@ -331,8 +360,11 @@ impl State {
                         // Streamed now, before the window's checkpoint is
                         // written, so the checkpoint never passes a key
                         // that is not in yet.
-                        let (copied, bytes) =
-                            self.stream_big(&mut conn, db, key, big, settings).await?;
+                        let expire_at_ms =
+                            batch::expire_at(read_at, big.ttl_ms(), settings.ttl_mode);
+                        let (copied, bytes) = self
+                            .stream_big(&mut conn, db, key, big, expire_at_ms)
+                            .await?;
                         page_counts.migrated_bytes += bytes;
                         if copied {
                             page_counts.migrated_keys += 1;
@@ -372,10 +404,9 @@ impl State {
         db: Db,
         key: Vec<u8>,
         big: BigKey,
-        settings: &Settings,
+        expire_at_ms: Option<i64>,
     ) -> Result<(bool, u64), MigrationError> {
         let run = &self.config.run;
-        let expire_at_ms = batch::expire_at(big.ttl_ms(), settings.ttl_mode);
         let staged: StagedKey = run.store.begin_staged(big.kind()).await?;
         let bytes = big
             .stream_into(conn, &key, &staged, &self.config.limits)
@@ -384,8 +415,10 @@ impl State {
         let run_id = run.id.clone();
         let index = u32::from(db.index());
         let probe = key.clone();
+        let fuse = self.fuse.clone();
         let committed = staged
             .commit_unless(db, key, expire_at_ms, Vec::new(), move |tx| {
+                fuse.check(tx.conn())?;
                 Ok(registry::is_tracked(tx.conn(), &run_id, index, &probe)?)
             })
             .await?;

@@ -1,11 +1,30 @@
 //! How a running step is steered: its throttles, and the pause / resume /
-//! abort an operator sends with `keyferry control` — possibly from another
-//! process, which is why both are read from the run's row in the
-//! destination file rather than passed as messages.
+//! abort an operator sends with `keyferry control` or the embedding API —
+//! possibly from another process, which is why both are read from the
+//! run's row in the destination file rather than passed as messages.
+//!
+//! [`control`] is the one place that decides what such a request does to a
+//! run. It checks the run's state and appends the event in one write
+//! transaction, so two operators (or an operator and a finishing step)
+//! cannot interleave: an aborted run, for instance, can never be resumed by
+//! a `resume` that read its state just before the abort committed.
+//!
+//! | request  | running      | paused      | failed       | aborted     | completed |
+//! |----------|--------------|-------------|--------------|-------------|-----------|
+//! | pause    | paused       | (unchanged) | refused      | refused     | refused   |
+//! | resume   | (unchanged)  | running     | refused      | refused     | refused   |
+//! | abort    | aborted      | aborted     | aborted      | (unchanged) | refused   |
+//! | set      | throttles    | throttles   | throttles    | refused     | refused   |
+//!
+//! A failed run is restarted by its step (e.g. `keyferry bulk --resume`),
+//! not by `resume`, which would only claim it runs. "Unchanged" records
+//! nothing. A throttle of 0 is refused whatever the state: it would stall
+//! the step rather than slow it.
 
 use std::time::{Duration, Instant};
 
-use keyferry_journal::registry::RunRow;
+use keyferry_engine::{Store, Write};
+use keyferry_journal::registry::{self, RunRow, Throttles};
 use keyferry_journal::{Event, RunStatus};
 
 use super::{MigrationError, Run};
@@ -14,8 +33,10 @@ use super::{MigrationError, Run};
 /// takes effect within a blink, long enough to cost nothing.
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
-/// What happens to source TTLs on import.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What happens to source TTLs on import. Serialized as `preserve` or
+/// `drop` (in step job payloads).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TtlMode {
     /// Keys keep their remaining time to live.
     #[default]
@@ -95,6 +116,130 @@ pub fn throttles_event(
         batch_bytes,
         scan_count,
     })
+}
+
+/// A request to steer a run (the module's table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlRequest {
+    /// Pause a running run where it is.
+    Pause,
+    /// Resume a paused run.
+    Resume,
+    /// Stop the run for good.
+    Abort,
+    /// Change the throttles given (`Some`); the others keep their value.
+    Set(Throttles),
+}
+
+/// What [`control`] did to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Controlled {
+    /// The run's status before the request.
+    pub was: RunStatus,
+    /// What the request did.
+    pub verdict: ControlVerdict,
+}
+
+/// The outcome of a [`ControlRequest`] on a run in a given state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlVerdict {
+    /// The event was appended.
+    Recorded,
+    /// The run already is where the request would take it; nothing was
+    /// appended.
+    Unchanged,
+    /// The run's state forbids the request, for this reason (nothing was
+    /// appended).
+    Refused(&'static str),
+}
+
+/// Applies `request` to run `run_id` of `store` (the module's table): reads
+/// the run's state and appends the event, if any, in one write
+/// transaction. `reason` is recorded in a `RunStatusChanged` (who asked).
+///
+/// Resolves (or [`Write::wait`]s) once committed, to `None` when the file
+/// has no such run.
+pub fn control(
+    store: &Store,
+    run_id: &str,
+    request: ControlRequest,
+    reason: &str,
+) -> Write<Option<Controlled>> {
+    let run_id = run_id.to_string();
+    let reason = reason.to_string();
+    store.write(move |tx| {
+        let Some(row) = registry::run(tx.conn(), &run_id)? else {
+            return Ok(None);
+        };
+        let verdict = match request.event(&row, reason) {
+            Ok(Some(event)) => {
+                tx.append_events(std::slice::from_ref(&event))?;
+                ControlVerdict::Recorded
+            }
+            Ok(None) => ControlVerdict::Unchanged,
+            Err(why) => ControlVerdict::Refused(why),
+        };
+        Ok(Some(Controlled {
+            was: row.status,
+            verdict,
+        }))
+    })
+}
+
+impl ControlRequest {
+    /// The event this request records on `row` (`Ok(None)`: unchanged), or
+    /// why it is refused.
+    fn event(self, row: &RunRow, reason: String) -> Result<Option<Event>, &'static str> {
+        use RunStatus::{Aborted, Failed, Paused, Running};
+        let status = |status| {
+            Ok(Some(Event::RunStatusChanged {
+                run_id: row.run_id.clone(),
+                status,
+                reason: Some(reason),
+            }))
+        };
+        match (self, row.status) {
+            (ControlRequest::Pause, Running) => status(Paused),
+            (ControlRequest::Pause, Paused)
+            | (ControlRequest::Resume, Running)
+            | (ControlRequest::Abort, Aborted) => Ok(None),
+            (ControlRequest::Pause, _) => Err("only a running run can be paused"),
+            (ControlRequest::Resume, Paused) => status(Running),
+            (ControlRequest::Resume, Aborted) => Err("an aborted run stays aborted"),
+            (ControlRequest::Resume, Failed) => {
+                Err("restart its step instead (e.g. keyferry bulk --resume), which resumes the run")
+            }
+            (ControlRequest::Resume, _) => Err("only a paused run can be resumed"),
+            (ControlRequest::Abort, Running | Paused | Failed) => status(Aborted),
+            (ControlRequest::Abort, _) => Err("a finished run cannot be aborted"),
+            (ControlRequest::Set(throttles), _) if has_zero(&throttles) => {
+                Err("a throttle of 0 would stall the run; give at least 1")
+            }
+            (ControlRequest::Set(throttles), Running | Paused | Failed) => {
+                Ok(Some(Event::ThrottlesChanged {
+                    run_id: row.run_id.clone(),
+                    max_rps: throttles.max_rps,
+                    max_concurrency: throttles.max_concurrency,
+                    batch_keys: throttles.batch_keys,
+                    batch_bytes: throttles.batch_bytes,
+                    scan_count: throttles.scan_count,
+                }))
+            }
+            (ControlRequest::Set(_), _) => Err("an ended run has nothing to throttle"),
+        }
+    }
+}
+
+/// Whether any throttle given is 0.
+fn has_zero(throttles: &Throttles) -> bool {
+    [
+        throttles.max_rps,
+        throttles.max_concurrency,
+        throttles.batch_keys,
+        throttles.scan_count,
+    ]
+    .contains(&Some(0))
+        || throttles.batch_bytes == Some(0)
 }
 
 /// What a step should do next, according to its run.
@@ -193,6 +338,71 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(status: RunStatus) -> RunRow {
+        RunRow {
+            run_id: "r1".into(),
+            source_uri: String::new(),
+            destination: String::new(),
+            started_at_ms: 0,
+            updated_at_ms: 0,
+            status,
+            status_reason: None,
+            scan_db: 0,
+            scan_cursor: 0,
+            scan_done: false,
+            source_run_id: None,
+            scan_source_run_id: None,
+            counters: Default::default(),
+            batches: 0,
+            dirty_keys_seen: 0,
+            dirty_events: 0,
+            dirty_keys_applied: 0,
+            dirty_keys_deleted: 0,
+            dirty_keys_skipped: 0,
+            needs_sweep: false,
+            last_sweep_required_seq: None,
+            sweep_reason: None,
+            throttles: Default::default(),
+            tracker_connected: false,
+            tracker_stop_seq: None,
+            notify_previous: None,
+            last_error: None,
+            last_checkpoint_seq: None,
+            last_checkpoint_at_ms: None,
+            last_seq: 1,
+        }
+    }
+
+    /// The module's table, as `R`ecord / `U`nchanged / `X` refused.
+    #[test]
+    fn requests_follow_the_table() {
+        use RunStatus::{Aborted, Completed, Failed, Paused, Running};
+        let set = |max_rps| {
+            ControlRequest::Set(Throttles {
+                max_rps: Some(max_rps),
+                ..Throttles::default()
+            })
+        };
+        let table = [
+            (ControlRequest::Pause, "RUXXX"),
+            (ControlRequest::Resume, "URXXX"),
+            (ControlRequest::Abort, "RRRUX"),
+            (set(5), "RRRXX"),
+            (set(0), "XXXXX"),
+        ];
+        for (request, expected) in table {
+            let got: String = [Running, Paused, Failed, Aborted, Completed]
+                .into_iter()
+                .map(|status| match request.event(&row(status), "test".into()) {
+                    Ok(Some(_)) => 'R',
+                    Ok(None) => 'U',
+                    Err(_) => 'X',
+                })
+                .collect();
+            assert_eq!(got, expected, "{request:?}");
+        }
+    }
 
     #[tokio::test(start_paused = true)]
     async fn the_rate_limiter_holds_commands_to_max_rps() {

@@ -16,11 +16,16 @@
 //! a key was compared is still recorded. `SweepCompleted` names the
 //! journal position the sweep started from: it clears the need only if no
 //! new `SweepRequired` came after that.
+//!
+//! Run as a job ([`super::steps`]), the sweep's marks are fenced by the
+//! job's lease.
 
 use keyferry_engine::Db;
 use keyferry_journal::Event;
 use keyferry_journal::registry;
 
+use super::batch::{self, Fuse};
+use super::steps::Lease;
 use super::{DATABASES, MigrationError, Run, Settings};
 use crate::compare::{CompareOptions, Outcome, compare_keys, destination_keys_missing_at_source};
 use crate::source::scan_page;
@@ -38,6 +43,16 @@ pub struct SweepReport {
 
 /// Sweeps every database (see the module docs).
 pub async fn sweep(run: &Run, settings: &Settings) -> Result<SweepReport, MigrationError> {
+    sweep_fenced(run, settings, None).await
+}
+
+/// [`sweep`], with every mark fenced by `lease` when given.
+pub(crate) async fn sweep_fenced(
+    run: &Run,
+    settings: &Settings,
+    lease: Option<Lease>,
+) -> Result<SweepReport, MigrationError> {
+    let fuse = Fuse::new(lease);
     let started_seq = run.last_seq()?;
     let mut report = SweepReport::default();
     let options = CompareOptions::default();
@@ -66,7 +81,7 @@ pub async fn sweep(run: &Run, settings: &Settings) -> Result<SweepReport, Migrat
                 }
             }
             if !events.is_empty() {
-                run.record(events).await?;
+                batch::record(&run.store, &fuse, events).await?;
             }
             cursor = next;
             if cursor == 0 {
@@ -89,7 +104,7 @@ pub async fn sweep(run: &Run, settings: &Settings) -> Result<SweepReport, Migrat
                 .map(|key| mark(run, index, key, false))
                 .collect();
             if !events.is_empty() {
-                run.record(events).await?;
+                batch::record(&run.store, &fuse, events).await?;
             }
             match next {
                 Some(next) => after = Some(next),
@@ -97,11 +112,11 @@ pub async fn sweep(run: &Run, settings: &Settings) -> Result<SweepReport, Migrat
             }
         }
     }
-    run.record(vec![Event::SweepCompleted {
+    let completed = Event::SweepCompleted {
         run_id: run.id.clone(),
         started_seq,
-    }])
-    .await?;
+    };
+    batch::record(&run.store, &fuse, vec![completed]).await?;
     tracing::info!(run = %run.id, ?report, "sweep complete");
     Ok(report)
 }

@@ -85,14 +85,25 @@ pub async fn prepare(run: &Run, channels: Channels, enable: bool) -> Result<(), 
         .map_err(|e| run.source.command_error(e))?
         .ok_or(MigrationError::ConfigRefused)?;
     let coverage = info::notification_coverage(&current, channels);
-    if coverage.missing.is_empty() {
-        return Ok(());
-    }
-    if !enable {
+    if !coverage.missing.is_empty() && !enable {
         return Err(MigrationError::NotificationsOff {
             current,
             missing: coverage.missing,
         });
+    }
+    // The tracker usually starts first (the seed's workflow): record the
+    // run's start so `status` shows its source and destination at once —
+    // only once the tracker can work, so a refusal leaves no run behind.
+    if run.row()?.is_none() {
+        run.record(vec![Event::RunStarted {
+            run_id: run.id.clone(),
+            source: run.source.without_password(),
+            destination: run.store.path().display().to_string(),
+        }])
+        .await?;
+    }
+    if coverage.missing.is_empty() {
+        return Ok(());
     }
     let applied = info::flags_to_enable(&current, channels);
     // Recorded before it is changed: a crash in between leaves at worst a
@@ -303,7 +314,7 @@ impl Actor for Tracker {
                     if state.stop_requested()? {
                         state.flush().await?;
                         state.stop().await?;
-                        let _ = state.config.stopped.send(true);
+                        state.config.stopped.send_replace(true);
                         myself.stop(Some("stop requested".into()));
                     }
                 }

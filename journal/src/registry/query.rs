@@ -11,10 +11,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::event::{Counters, RunStatus, Seq, Severity};
 
-/// A stored name this build does not know (a status, a severity or a key
-/// state), reported as a column conversion error.
+/// A stored name this build does not know (a run or job status, a severity
+/// or a key state), reported as a column conversion error.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown {what} {name:?} in the migration registry")]
+#[error("unknown {what} {name:?} stored in a journal projection")]
 pub struct UnknownName {
     /// What kind of name it should have been, e.g. `run status`.
     pub what: &'static str,
@@ -22,8 +22,9 @@ pub struct UnknownName {
     pub name: String,
 }
 
-/// Reads a text column as one of a fixed set of names.
-fn named<T>(
+/// Reads a text column as one of a fixed set of names (also the job
+/// queue's statuses, [`crate::jobs`]).
+pub(crate) fn named<T>(
     value: ValueRef<'_>,
     what: &'static str,
     parse: impl Fn(&str) -> Option<T>,

@@ -580,6 +580,9 @@ fn events_of_no_run_change_nothing() {
             payload: vec![],
             max_attempts: 1,
             run_at_ms: 0,
+            kind: String::new(),
+            priority: 0,
+            dedupe_key: None,
         },
     );
     at(

@@ -10,13 +10,13 @@ use std::path::{Path, PathBuf};
 use keyferry_journal::connection::open_ro;
 use keyferry_journal::schema::{SchemaError, current_version};
 use keyferry_journal::{
-    COMPONENT, Durability, Entry, Event, Journal, JournalError, MIGRATIONS, RunStatus, Summary,
-    WriterConfig, registry,
+    COMPONENT, Durability, Entry, Event, JobStatus, Journal, JournalError, MIGRATIONS, RunStatus,
+    Summary, WriterConfig, jobs, registry,
 };
 use tempfile::TempDir;
 
 use crate::registry::{dump, rebuilt};
-use crate::samples::{written_by_v1, written_by_v2};
+use crate::samples::{written_by_v1, written_by_v2, written_by_v3};
 
 /// A scratch copy of a fixture: opening migrates it, and the committed file
 /// must stay as the old version wrote it.
@@ -107,6 +107,21 @@ fn v1_fixture_opens_reads_and_replays() {
         registry::state_counts(&conn, "run-1").expect("counts"),
         [("applied".to_string(), 1), ("removed".into(), 1)]
     );
+    // Upgrading to v3 projected its job events: job-1 was retried; the
+    // events of jobs never enqueued, and the ack of an epoch never leased,
+    // do not fit the state machine and change nothing.
+    let job = jobs::job(&conn, "job-1").expect("query").expect("job");
+    assert_eq!(
+        (job.status, job.attempts, job.epoch),
+        (JobStatus::Queued, 1, 1)
+    );
+    assert_eq!(job.run_at_ms, 1_700_000_090_000);
+    assert_eq!(job.last_error.as_deref(), Some("connection reset"));
+    assert_eq!(
+        (job.kind.as_str(), job.priority, job.dedupe_key),
+        ("", 0, None)
+    );
+    assert_eq!(jobs::list(&conn, None, None, 10).expect("list").len(), 1);
 }
 
 #[test]
@@ -163,4 +178,15 @@ fn a_file_from_a_newer_schema_is_refused() {
         Err(other) => panic!("expected TooNew, got {other}"),
         Ok(_) => panic!("a newer schema must be refused"),
     }
+}
+
+#[test]
+fn v3_fixture_opens_reads_and_replays() {
+    let entries = opens_reads_and_replays("journal_v3.sqlite", written_by_v3());
+    let conn = rebuilt(&entries);
+    let step = jobs::job(&conn, "bulk:run-1").expect("query").expect("job");
+    assert_eq!(step.status, JobStatus::Done);
+    assert_eq!((step.kind.as_str(), step.priority), ("bulk", 7));
+    assert_eq!(step.dedupe_key.as_deref(), Some("bulk:run-1"));
+    assert_eq!(step.worker.as_deref(), Some("host-a:4242"));
 }

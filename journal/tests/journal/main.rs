@@ -8,6 +8,7 @@ mod corruption;
 mod crash;
 mod fixture;
 mod metrics;
+mod rebuild;
 mod registry;
 mod replay;
 mod roundtrip;

@@ -8,7 +8,7 @@ use keyferry_journal::schema::migrate;
 use keyferry_journal::writer::WriteError;
 use keyferry_journal::{
     COMPONENT, Counters, Entry, Event, JournalError, MIGRATIONS, RunStatus, Severity, append_in,
-    registry,
+    jobs, projections, registry,
 };
 use rusqlite::Connection;
 use rusqlite::types::Value;
@@ -16,14 +16,16 @@ use rusqlite::types::Value;
 use crate::TempJournal;
 use crate::samples::BINARY_KEY;
 
-/// The registry tables, each with the order that makes its dump stable.
+/// The projection tables (the registry's and the job queue's), each with
+/// the order that makes its dump stable.
 const TABLES: &[(&str, &str)] = &[
     ("migration_runs", "run_id"),
     ("migration_dirty_keys", "run_id, db, key"),
     ("migration_errors", "seq"),
+    ("jobs", "job_id"),
 ];
 
-/// Every registry row, table by table, column by column.
+/// Every projection row, table by table, column by column.
 pub(crate) fn dump(conn: &Connection) -> Vec<(String, Vec<Vec<Value>>)> {
     dump_with(conn, |_| false)
 }
@@ -65,20 +67,20 @@ fn dump_with(conn: &Connection, skip: impl Fn(&str) -> bool) -> Vec<(String, Vec
         .collect()
 }
 
-/// The registry rebuilt by applying `entries`, in order, to an empty
+/// The projections rebuilt by applying `entries`, in order, to an empty
 /// database — what `keyferry replay --check` compares with.
 pub(crate) fn rebuilt(entries: &[Entry]) -> Connection {
     let mut conn = Connection::open_in_memory().expect("fresh db");
     migrate(&mut conn, COMPONENT, MIGRATIONS).expect("migrate");
     let tx = conn.transaction().expect("tx");
     for entry in entries {
-        registry::apply(&tx, entry.seq, entry.at_ms, &entry.event).expect("apply");
+        projections::apply(&tx, entry.seq, entry.at_ms, &entry.event).expect("apply");
     }
     tx.commit().expect("commit");
     conn
 }
 
-/// A run's life touching every projection rule.
+/// A run's life touching every registry rule, and its bulk step's job.
 fn workload() -> Vec<Event> {
     let run = || "run-a".to_string();
     let key = |k: &[u8]| k.to_vec();
@@ -181,6 +183,30 @@ fn workload() -> Vec<Event> {
             status: RunStatus::Paused,
             reason: Some("operator".into()),
         },
+        // The run's bulk step as a job (the `jobs` projection).
+        Event::JobEnqueued {
+            job_id: "bulk:run-a".into(),
+            queue: "steps".into(),
+            payload: b"redis://h:6379".to_vec(),
+            max_attempts: 3,
+            run_at_ms: 0,
+            kind: "bulk".into(),
+            priority: 1,
+            dedupe_key: Some("bulk:run-a".into()),
+        },
+        Event::JobLeased {
+            job_id: "bulk:run-a".into(),
+            worker: "host:1".into(),
+            epoch: 1,
+            deadline_ms: 30_000,
+            attempt: 1,
+        },
+        Event::JobHeartbeat {
+            job_id: "bulk:run-a".into(),
+            worker: "host:1".into(),
+            epoch: 1,
+            deadline_ms: 60_000,
+        },
     ]
 }
 
@@ -192,7 +218,11 @@ fn appends_project_in_their_own_transaction() {
     let run = registry::run(&conn, "run-a")
         .expect("query")
         .expect("run projected");
-    assert_eq!(run.last_seq, *seqs.last().expect("seqs"));
+    let last_of_run = workload()
+        .iter()
+        .rposition(|e| e.run_id().is_some())
+        .expect("run events");
+    assert_eq!(run.last_seq, seqs[last_of_run]);
     assert_eq!(run.status, RunStatus::Paused);
     assert!(run.needs_sweep);
     assert_eq!(run.notify_previous.as_deref(), Some(""));
@@ -208,6 +238,15 @@ fn appends_project_in_their_own_transaction() {
             .len(),
         1
     );
+    let step = jobs::job(&conn, "bulk:run-a")
+        .expect("query")
+        .expect("job projected");
+    assert_eq!(step.status, jobs::JobStatus::Leased);
+    assert_eq!(
+        (step.worker.as_deref(), step.lease_deadline_ms),
+        (Some("host:1"), Some(60_000))
+    );
+    assert_eq!(step.updated_seq, *seqs.last().expect("seqs"));
 }
 
 #[test]

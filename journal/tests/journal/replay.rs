@@ -48,6 +48,9 @@ fn workload(start: u64, n: u64) -> Vec<Event> {
                     payload: vec![],
                     max_attempts: 3,
                     run_at_ms: 0,
+                    kind: String::new(),
+                    priority: 0,
+                    dedupe_key: None,
                 },
                 5 => Event::JobLeased {
                     job_id,
@@ -204,6 +207,9 @@ fn summary_counts_runs_jobs_and_restarts() {
                 payload: vec![],
                 max_attempts: 2,
                 run_at_ms: 0,
+                kind: String::new(),
+                priority: 0,
+                dedupe_key: None,
             },
             Event::JobEnqueued {
                 job_id: job("b"),
@@ -211,6 +217,9 @@ fn summary_counts_runs_jobs_and_restarts() {
                 payload: vec![],
                 max_attempts: 2,
                 run_at_ms: 0,
+                kind: String::new(),
+                priority: 0,
+                dedupe_key: None,
             },
             Event::JobEnqueued {
                 job_id: job("c"),
@@ -218,6 +227,9 @@ fn summary_counts_runs_jobs_and_restarts() {
                 payload: vec![],
                 max_attempts: 1,
                 run_at_ms: 0,
+                kind: String::new(),
+                priority: 0,
+                dedupe_key: None,
             },
             Event::JobLeased {
                 job_id: job("a"),

@@ -1,11 +1,11 @@
 //! Sample events shared by the tests and the fixture generator.
 //!
-//! [`written_by_v1`] and [`written_by_v2`] are frozen: each is exactly
-//! what `fixtures/journal_vN.sqlite` holds, and the fixture tests decode
-//! those files and compare. When a field is added to an event (with
-//! `#[serde(default)]`), add its default value to each; when a new event
-//! kind is added, add a `written_by_vN` for the new schema version (and its
-//! fixture) and point [`every_kind`] at it.
+//! [`written_by_v1`], [`written_by_v2`] and [`written_by_v3`] are frozen:
+//! each is exactly what `fixtures/journal_vN.sqlite` holds, and the fixture
+//! tests decode those files and compare. When a field is added to an event
+//! (with `#[serde(default)]`), add its default value to each; when a new
+//! event kind or field is added, add a `written_by_vN` for the new schema
+//! version (and its fixture) using it, and point [`every_kind`] at it.
 
 use keyferry_journal::{Counters, Event, RunStatus, Severity};
 
@@ -14,7 +14,41 @@ pub const BINARY_KEY: &[u8] = b"user:\r\n\0\xff\xfe:1";
 
 /// One event of every kind: the newest fixture's events.
 pub fn every_kind() -> Vec<Event> {
-    written_by_v2()
+    written_by_v3()
+}
+
+/// The events of the schema v3 fixture journal, in order: v2's, then a
+/// migration step's job using the fields v3 added to `JobEnqueued` (kind,
+/// priority, dedupe key), through its whole life.
+pub fn written_by_v3() -> Vec<Event> {
+    let step = || "bulk:run-1".to_string();
+    let worker = || "host-a:4242".to_string();
+    let mut events = written_by_v2();
+    events.extend([
+        Event::JobEnqueued {
+            job_id: step(),
+            queue: "steps".into(),
+            payload: b"{\"source\":\"redis://127.0.0.1:6379/0\"}".to_vec(),
+            max_attempts: 5,
+            run_at_ms: 1_700_000_100_000,
+            kind: "bulk".into(),
+            priority: 7,
+            dedupe_key: Some(step()),
+        },
+        Event::JobLeased {
+            job_id: step(),
+            worker: worker(),
+            epoch: 1,
+            deadline_ms: 1_700_000_130_000,
+            attempt: 1,
+        },
+        Event::JobAcked {
+            job_id: step(),
+            worker: worker(),
+            epoch: 1,
+        },
+    ]);
+    events
 }
 
 /// The events of the schema v2 fixture journal, in order: v1's, then the
@@ -157,6 +191,10 @@ pub fn written_by_v1() -> Vec<Event> {
             payload: vec![0, 1, 2, 255],
             max_attempts: 3,
             run_at_ms: 1_700_000_000_000,
+            // Not in the v1 and v2 rows: decoded from their defaults.
+            kind: String::new(),
+            priority: 0,
+            dedupe_key: None,
         },
         Event::JobLeased {
             job_id: "job-1".into(),
