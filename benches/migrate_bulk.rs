@@ -113,16 +113,9 @@ impl Measured {
 }
 
 /// The scanner's and applier's settings: the defaults, or the overrides
-/// from the environment (see the module docs).
+/// from the environment (see the module docs and [`step_settings`]).
 fn settings() -> Settings {
-    let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
-    let defaults = Settings::default();
-    Settings {
-        scan_count: var("MIGRATE_BULK_SCAN_COUNT").unwrap_or(defaults.scan_count),
-        batch_keys: var("MIGRATE_BULK_BATCH_KEYS").unwrap_or(defaults.batch_keys),
-        max_concurrency: var("MIGRATE_BULK_CONCURRENCY").unwrap_or(defaults.max_concurrency),
-        ..defaults
-    }
+    step_settings().settings()
 }
 
 /// Tells perf (see the module docs) that `phase` starts (`on`) or ended.

@@ -164,6 +164,16 @@ fn migrate_killed_at_random_points_still_ends_identical() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    let replay = Command::new(BIN)
+        .args(["replay", "--db", &dest_arg, "--check"])
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "replay --check after the crashes:\n{}{}",
+        String::from_utf8_lossy(&replay.stdout),
+        String::from_utf8_lossy(&replay.stderr)
+    );
     let served = KeyferryServe::serve_file(Path::new(BIN), &dest);
     let diffs = keyspace_diff(source.port(), served.port(), 1_000);
     assert!(

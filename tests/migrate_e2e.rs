@@ -63,8 +63,11 @@ fn assert_ok(out: &Output, what: &str) {
     );
 }
 
-/// Serves the destination and compares it with the source.
+/// Serves the destination and compares it with the source; then checks
+/// that the journal rebuilds exactly the projections stored beside it.
 fn assert_identical(source: &RedisServer, destination: &Path) {
+    let replay = keyferry(&["replay", "--db", destination.to_str().unwrap(), "--check"]);
+    assert_ok(&replay, "replay --check");
     let served = KeyferryServe::serve_file(Path::new(BIN), destination);
     let diffs = keyspace_diff(source.port(), served.port(), 1_000);
     assert!(

@@ -43,6 +43,9 @@ pub fn open_rw(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
     };
     conn.pragma_update(None, "synchronous", sync)?;
     conn.pragma_update(None, "foreign_keys", "OFF")?;
+    // Savepoint journals (one per writer job) stay in memory instead of
+    // spilling to a temp file once a job changed more than a few pages.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
     tune_cache(&conn)?;
     conn.set_prepared_statement_cache_capacity(128);

@@ -184,6 +184,19 @@ pub const MIGRATIONS: &[Migration] = &[
             WHERE dedupe_key IS NOT NULL AND status IN ('queued', 'leased', 'failed');
     ",
     },
+    Migration {
+        version: 4,
+        // Settling a key (the dirty applier, once per key) used to move its
+        // entry inside an index of every state. Only pending keys are ever
+        // looked up by state, so the index now holds just them: settling
+        // deletes an entry, and the index stays as small as the backlog.
+        sql: "
+        DROP INDEX migration_dirty_keys_by_state;
+        CREATE INDEX migration_dirty_keys_pending
+            ON migration_dirty_keys(run_id, state, last_seen_seq)
+            WHERE state IN ('dirty', 'deleted');
+    ",
+    },
 ];
 
 /// The part of journal migration `version` that SQL alone cannot do, run by

@@ -85,6 +85,13 @@ async fn drain_fenced(
         Default::default();
     let mut totals = Applied::default();
     let mut after: Seq = 0;
+    // `UntilEmpty` drains what was pending when it started: on a source
+    // that keeps writing, "until nothing is pending" might never come.
+    // Later marks are the next pass's (or live sync's) work.
+    let horizon = match mode {
+        Mode::UntilEmpty => run.last_seq()?,
+        Mode::Live(_) => Seq::MAX,
+    };
     let mut conns: Vec<Option<redis::aio::MultiplexedConnection>> =
         vec![None; super::DATABASES as usize];
     loop {
@@ -99,9 +106,10 @@ async fn drain_fenced(
         let settings = control.proceed(run).await?;
         let run_id = run.id.clone();
         let limit = settings.batch_keys as usize;
-        let rows = run
+        let mut rows = run
             .store
             .read(move |view| Ok(registry::pending_after(view.conn(), &run_id, after, limit)?))?;
+        rows.retain(|row| row.last_seen_seq <= horizon);
         if rows.is_empty() {
             while let Some(write) = in_flight.pop_front() {
                 write.await?;

@@ -18,11 +18,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keyferry_engine::Db;
-use keyferry_journal::{Event, RunStatus};
+use keyferry_journal::{Counters, Event, RunStatus};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
 
 use super::applier::{self, Applied, ApplierConfig, Mode};
-use super::bulk::{self, BulkConfig};
+use super::steps::{self, StepError, StepKind, StepOutcome, StepSpec, Worker};
 use super::sweep::sweep;
 use super::tracker::{self, Fence, TrackerConfig};
 use super::{MigrationError, Run, Settings};
@@ -110,11 +110,9 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
         }
     }
     tracker::prepare(&run, channels, enable_notifications).await?;
-    bulk::prepare(&run, true, None).await?;
 
     let (fence_tx, fence_rx) = mpsc::unbounded_channel();
     let tracker_stopped = Arc::new(watch::Sender::new(false));
-    let bulk_done = Arc::new(watch::Sender::new(None));
     let (live_stop_tx, live_stop) = watch::channel(false);
     let live_done = Arc::new(watch::Sender::new(None));
     let children = vec![
@@ -123,12 +121,6 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
             channels,
             fences: Arc::new(Mutex::new(fence_rx)),
             stopped: Arc::clone(&tracker_stopped),
-        }),
-        bulk::child_spec(BulkConfig {
-            run: run.clone(),
-            settings: settings.clone(),
-            limits: limits.clone(),
-            done: Arc::clone(&bulk_done),
         }),
         applier::child_spec(ApplierConfig {
             run: run.clone(),
@@ -147,7 +139,9 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
     .map_err(|e| MigrationError::Refused(e.to_string()))?;
 
     let result = async {
-        let counters = wait_for(&supervisor, bulk::NAME, &bulk_done).await?;
+        // `shutdown` ends live sync, not the copy: the bulk step gets a
+        // closed stop channel, which never stops it.
+        let counters = bulk_step(&run, watch::channel(false).1).await?;
         tracing::info!(run = %run.id, ?counters, "bulk copy done; catching up");
         catch_up(&run, &settings).await?;
         let mut report = match cutover {
@@ -452,6 +446,47 @@ async fn until_aborted(run: &Run) -> MigrationError {
         match stopped_by_operator(run) {
             Ok(Some(aborted)) => return aborted,
             Ok(None) | Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// The bulk copy, run as the run's leased `bulk` step job (so no other
+/// process runs it at the same time, and a crashed `migrate`'s copy is
+/// taken over where it stopped). When another live process holds the step
+/// — a `keyferry serve` that picked the job up after a crash, say — this
+/// waits for it to finish, or for its lease to lapse and takes over.
+async fn bulk_step(run: &Run, stop: watch::Receiver<bool>) -> Result<Counters, MigrationError> {
+    let mut spec = StepSpec::new(StepKind::Bulk, run.id.clone(), &run.source);
+    spec.resume = true;
+    let worker = Worker::this_process();
+    loop {
+        match steps::run_step(
+            &run.store,
+            run.source.clone(),
+            spec.clone(),
+            &worker,
+            stop.clone(),
+        )
+        .await
+        {
+            Ok(StepOutcome::Bulk(counters)) => return Ok(counters),
+            Ok(other) => {
+                return Err(MigrationError::Refused(format!(
+                    "the bulk step ended with {other:?}"
+                )));
+            }
+            Err(StepError::Held { holder, .. }) => {
+                if let Some(row) = run.row()?
+                    && row.scan_done
+                {
+                    tracing::info!(run = %run.id, holder, "the bulk copy was finished by another process");
+                    return Ok(row.counters);
+                }
+                tracing::info!(run = %run.id, holder, "another process runs the bulk copy; waiting");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(StepError::Aborted { .. }) => return Err(MigrationError::Aborted(run.id.clone())),
+            Err(e) => return Err(MigrationError::Refused(e.to_string())),
         }
     }
 }

@@ -304,17 +304,20 @@ pub fn runs(conn: &Connection) -> rusqlite::Result<Vec<RunRow>> {
 
 /// The query behind [`pending_after`]: one ordered index range per pending
 /// state, each cut at the limit, then merged. The cost follows the limit,
-/// not the number of pending keys (`state IN (…)` would sort them all
-/// first).
+/// not the number of pending keys (`state IN (…)` alone would sort them
+/// all first). Each arm repeats the partial index's own condition, which
+/// SQLite must find verbatim in a query to use that index.
 pub(super) const PENDING_SQL: &str = "
     SELECT db, key, last_seen_seq, state FROM (
         SELECT db, key, last_seen_seq, state FROM migration_dirty_keys
-        WHERE run_id = ?1 AND state = 'dirty' AND last_seen_seq > ?2
+        WHERE run_id = ?1 AND state = 'dirty' AND state IN ('dirty', 'deleted')
+          AND last_seen_seq > ?2
         ORDER BY last_seen_seq LIMIT ?3)
     UNION ALL
     SELECT db, key, last_seen_seq, state FROM (
         SELECT db, key, last_seen_seq, state FROM migration_dirty_keys
-        WHERE run_id = ?1 AND state = 'deleted' AND last_seen_seq > ?2
+        WHERE run_id = ?1 AND state = 'deleted' AND state IN ('dirty', 'deleted')
+          AND last_seen_seq > ?2
         ORDER BY last_seen_seq LIMIT ?3)
     ORDER BY last_seen_seq LIMIT ?3";
 

@@ -674,7 +674,7 @@ fn pending_keys_are_read_from_the_index_without_sorting_them_all() {
     let plan = plan.join("\n");
     let searches = plan
         .lines()
-        .filter(|l| l.contains("SEARCH migration_dirty_keys USING COVERING INDEX migration_dirty_keys_by_state (run_id=? AND state=? AND last_seen_seq>?)"))
+        .filter(|l| l.contains("SEARCH migration_dirty_keys USING COVERING INDEX migration_dirty_keys_pending (run_id=? AND state=? AND last_seen_seq>?)"))
         .count();
     assert_eq!(searches, 2, "one index range per pending state:\n{plan}");
     // The merge sorts at most `limit` rows per arm; the table itself is

@@ -245,9 +245,14 @@ impl StepSpec {
     /// The job to enqueue for this step at `now_ms`. Job ids are never
     /// reused, so the id adds the time and this process to the dedupe key.
     pub(crate) fn new_job(&self, now_ms: i64) -> NewJob {
+        // Job ids are never reused, even once a job is done: the time and
+        // pid tell processes apart, the counter two enqueues of one
+        // process within a millisecond.
+        static ENQUEUED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nth = ENQUEUED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dedupe_key = self.dedupe_key();
         NewJob {
-            job_id: format!("{dedupe_key}:{now_ms}:{}", std::process::id()),
+            job_id: format!("{dedupe_key}:{now_ms}:{}:{nth}", std::process::id()),
             queue: QUEUE.to_string(),
             kind: self.kind.as_str().to_string(),
             payload: self.to_payload(),
