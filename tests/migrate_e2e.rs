@@ -68,19 +68,7 @@ fn assert_ok(out: &Output, what: &str) {
 fn assert_identical(source: &RedisServer, destination: &Path) {
     let replay = keyferry(&["replay", "--db", destination.to_str().unwrap(), "--check"]);
     assert_ok(&replay, "replay --check");
-    let served = KeyferryServe::serve_file(Path::new(BIN), destination);
-    let diffs = keyspace_diff(source.port(), served.port(), 1_000);
-    assert!(
-        diffs.is_empty(),
-        "{} differences, e.g.:\n{}",
-        diffs.len(),
-        diffs
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    keyferry_testkit::dataset::assert_served_identical(Path::new(BIN), source.port(), destination);
 }
 
 /// One value from the destination file, read with SQL.

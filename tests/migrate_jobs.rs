@@ -16,8 +16,8 @@ use keyferry_actors::migration::steps::{self, StepKind, StepSpec};
 use keyferry_actors::source::{Source, SourceUri};
 use keyferry_actors::supervisor::{RestartPolicy, Supervisor};
 use keyferry_engine::{Store, StoreConfig};
-use keyferry_testkit::dataset::{Scale, keyspace_diff, populate};
-use keyferry_testkit::{KeyferryServe, RedisServer};
+use keyferry_testkit::RedisServer;
+use keyferry_testkit::dataset::{Scale, populate};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyferry");
 
@@ -145,14 +145,7 @@ fn destination(dir: &tempfile::TempDir) -> (PathBuf, String) {
 
 /// Serves the destination and compares it with the source.
 fn assert_identical(source: &RedisServer, dest: &Path) {
-    let served = KeyferryServe::serve_file(Path::new(BIN), dest);
-    let diffs = keyspace_diff(source.port(), served.port(), 1_000);
-    assert!(
-        diffs.is_empty(),
-        "{} differences, e.g.:\n{}",
-        diffs.len(),
-        diffs[..diffs.len().min(20)].join("\n")
-    );
+    keyferry_testkit::dataset::assert_served_identical(Path::new(BIN), source.port(), dest);
 }
 
 fn signal(child: &Child, sig: &str) {

@@ -17,10 +17,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use keyferry_testkit::dataset::{Scale, keyspace_diff, populate};
+use keyferry_testkit::dataset::{Scale, populate};
 use keyferry_testkit::resp::cmd;
 use keyferry_testkit::tls::TlsRedis;
-use keyferry_testkit::{KeyferryServe, RawClient, RedisServer, free_port};
+use keyferry_testkit::{RawClient, RedisServer, free_port};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyferry");
@@ -261,19 +261,7 @@ fn destination(dir: &tempfile::TempDir, name: &str) -> (PathBuf, String) {
 /// Serves the destination and compares every key with the source's.
 #[track_caller]
 fn assert_identical(source_port: u16, destination: &Path) {
-    let served = KeyferryServe::serve_file(Path::new(BIN), destination);
-    let diffs = keyspace_diff(source_port, served.port(), 1_000);
-    assert!(
-        diffs.is_empty(),
-        "{} differences, e.g.:\n{}",
-        diffs.len(),
-        diffs
-            .iter()
-            .take(20)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    keyferry_testkit::dataset::assert_served_identical(Path::new(BIN), source_port, destination);
 }
 
 /// A migrate that worked: exit 0, the switch ran, the keyspaces agree.

@@ -68,8 +68,14 @@ impl Supervisor {
         journal: Journal,
     ) -> Result<Self, SupervisorError> {
         let (failed_tx, failed) = watch::channel(Vec::new());
+        let names = children.iter().map(|c| c.name.clone()).collect();
+        let histories = past_restarts(&journal, names, &policy).await;
         let args = State {
-            children: children.into_iter().map(Child::new).collect(),
+            children: children
+                .into_iter()
+                .zip(histories)
+                .map(|(spec, history)| Child::new(spec, history))
+                .collect(),
             policy,
             journal,
             failed: failed_tx,
@@ -116,13 +122,49 @@ struct Child {
 }
 
 impl Child {
-    fn new(spec: ChildSpec) -> Self {
+    fn new(spec: ChildSpec, history: RestartHistory) -> Self {
         Self {
             spec,
             running: None,
-            history: RestartHistory::default(),
+            history,
         }
     }
+}
+
+/// Each child's restarts inside the intensity window, as the journal
+/// recorded them — by this process or one before it — so a child that
+/// crash-loops across process restarts still meets the limit. A journal
+/// that cannot be read starts the histories empty (and says so).
+async fn past_restarts(
+    journal: &Journal,
+    names: Vec<String>,
+    policy: &RestartPolicy,
+) -> Vec<RestartHistory> {
+    let window_ms = i64::try_from(policy.window.as_millis()).unwrap_or(i64::MAX);
+    let since = keyferry_journal::now_ms().saturating_sub(window_ms);
+    let reader = journal.clone();
+    let entries =
+        tokio::task::spawn_blocking(move || reader.recent_of_kind("actor_restarted", since))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|read| read.map_err(|e| e.to_string()))
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not read past restarts from the journal");
+                Vec::new()
+            });
+    let now = Instant::now();
+    let now_ms = keyferry_journal::now_ms();
+    names
+        .into_iter()
+        .map(|name| {
+            let ages = entries
+                .iter()
+                .filter(|e| matches!(&e.event, Event::ActorRestarted { actor, gave_up: false, .. } if *actor == name))
+                .map(|e| Duration::from_millis(u64::try_from(now_ms - e.at_ms).unwrap_or(0)))
+                .collect();
+            RestartHistory::with_past(now, ages)
+        })
+        .collect()
 }
 
 struct State {

@@ -360,3 +360,45 @@ async fn children_fail_and_restart_independently() {
     supervisor.stop().await;
     assert!(steady.stopped_gracefully.load(Ordering::SeqCst));
 }
+
+#[tokio::test]
+async fn restarts_journaled_by_an_earlier_process_count_toward_the_limit() {
+    let (_dir, _writer, journal) = journal();
+    // A previous process restarted "flaky" three times a moment ago (and
+    // an unrelated actor too, which must not count).
+    let earlier = |actor: &str, attempt| Event::ActorRestarted {
+        actor: actor.into(),
+        attempt,
+        reason: "crashed before".into(),
+        backoff_ms: 20,
+        gave_up: false,
+    };
+    journal
+        .append(vec![
+            earlier("flaky", 1),
+            earlier("flaky", 2),
+            earlier("flaky", 3),
+            earlier("other", 1),
+        ])
+        .await
+        .unwrap();
+    let probe = Probe::default();
+    let supervisor = Supervisor::start(
+        vec![flaky(&probe, FailIn::PostStart, 10)],
+        policy(),
+        journal.clone(),
+    )
+    .await
+    .unwrap();
+    // The limit is 3 per window: the first failure in this process is the
+    // fourth, so the supervisor gives up without restarting it.
+    eventually("the give-up", || !supervisor.failed_actors().is_empty()).await;
+    assert_eq!(
+        probe.starts().len(),
+        1,
+        "restarted despite the journaled history"
+    );
+    let last = restarts(&journal).pop().unwrap();
+    assert_eq!((last.0.as_str(), last.1, last.4), ("flaky", 4, true));
+    supervisor.stop().await;
+}

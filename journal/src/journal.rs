@@ -10,7 +10,7 @@ use crate::error::{JournalError, ReadError, ReplayError, SnapshotError};
 use crate::event::{Event, Seq};
 use crate::migrations::{COMPONENT, MIGRATIONS};
 use crate::projection::{Projection, Replayed};
-use crate::read::{Entries, last_seq};
+use crate::read::{Entries, Entry, last_seq};
 use crate::schema::migrate;
 use crate::snapshot;
 use crate::writer::{Pending, Writer, WriterConfig, WriterHandle};
@@ -127,6 +127,29 @@ impl Journal {
     ) -> Result<Replayed<P>, ReadError> {
         let start = Replayed::starting_at(P::default(), 0, None);
         replay_tail(self.reader()?, start, until.unwrap_or(Seq::MAX))
+    }
+
+    /// The events of `kind` appended at or after `since_ms`, newest first.
+    /// Reads the journal backwards from its end and stops at the first
+    /// older row, so the cost follows the recent events, not the history
+    /// (the supervisor rebuilds its restart-intensity window with it).
+    pub fn recent_of_kind(&self, kind: &str, since_ms: i64) -> Result<Vec<Entry>, ReadError> {
+        let conn = self.reader()?;
+        let mut stmt = conn.prepare(
+            "SELECT seq, kind, version, at_ms, checksum, payload FROM journal ORDER BY seq DESC",
+        )?;
+        let mut rows = stmt.query([])?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            let at_ms: i64 = row.get(3)?;
+            if at_ms < since_ms {
+                break;
+            }
+            if row.get_ref(1)?.as_str().is_ok_and(|k| k == kind) {
+                found.push(crate::read::entry(row.get(0)?, row)?);
+            }
+        }
+        Ok(found)
     }
 
     fn reader(&self) -> rusqlite::Result<Connection> {

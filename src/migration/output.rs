@@ -57,6 +57,10 @@ pub enum CommandError {
     /// The verification could not be completed.
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    /// The step job could not run (another process holds it, the lease
+    /// was lost, …).
+    #[error(transparent)]
+    Step(#[from] keyferry_actors::migration::steps::StepError),
     /// `verify` found differences (the report was printed).
     #[error("{0} mismatch(es) between the source and the destination")]
     Mismatches(u64),

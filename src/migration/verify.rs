@@ -9,8 +9,9 @@
 //! (the [`VerifyReport`] fields), and turns mismatches into the exit code.
 //! Nothing is written to either side.
 
+use keyferry_actors::migration::steps::{self, StepKind, StepOutcome, StepSpec, Worker};
 use keyferry_actors::source::Source;
-use keyferry_actors::verify::{Finding, VerifyOptions, VerifyReport, verify};
+use keyferry_actors::verify::{Finding, VerifyReport};
 use keyferry_engine::Store;
 use keyferry_journal::registry;
 
@@ -34,7 +35,23 @@ pub fn run(args: VerifyArgs) -> Result<(), CommandError> {
         .build()
         .map_err(CommandError::Runtime)?;
     let sample = args.sample.unwrap_or(FULL_SAMPLE);
-    let report = runtime.block_on(verify(&source, &store, sample, &VerifyOptions::default()))?;
+    // Verify is the run's `verify` step job, like bulk and apply-dirty: one
+    // at a time per run, visible in the job queue. A closed stop channel:
+    // only the process's end stops it.
+    let mut spec = StepSpec::new(StepKind::Verify, args.run.run_id.clone(), &source);
+    spec.sample_percent = sample;
+    let outcome = runtime.block_on(steps::run_step(
+        &store,
+        source,
+        spec,
+        &Worker::this_process(),
+        tokio::sync::watch::channel(false).1,
+    ))?;
+    let StepOutcome::Verified(report) = outcome else {
+        return Err(
+            steps::StepError::Refused(format!("the verify step ended with {outcome:?}")).into(),
+        );
+    };
     if args.json {
         print_json(&report)?;
     } else {

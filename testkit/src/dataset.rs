@@ -420,3 +420,22 @@ fn mutate(
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
+
+/// Serves `destination` with the keyferry binary `bin` and asserts that it
+/// holds exactly the keyspace of the source on `source_port` (see
+/// [`keyspace_diff`]; TTLs within 1 s), listing the first differences.
+#[track_caller]
+pub fn assert_served_identical(
+    bin: &std::path::Path,
+    source_port: u16,
+    destination: &std::path::Path,
+) {
+    let served = crate::KeyferryServe::serve_file(bin, destination);
+    let diffs = keyspace_diff(source_port, served.port(), 1_000);
+    assert!(
+        diffs.is_empty(),
+        "{} differences, e.g.:\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(20)].join("\n")
+    );
+}

@@ -138,6 +138,15 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
     .await
     .map_err(|e| MigrationError::Refused(e.to_string()))?;
 
+    let parts = Frozen {
+        run: &run,
+        settings: &settings,
+        limits: &limits,
+        fences: &fence_tx,
+        live_stop: &live_stop_tx,
+        supervisor: &supervisor,
+        live_done: &live_done,
+    };
     let result = async {
         // `shutdown` ends live sync, not the copy: the bulk step gets a
         // closed stop channel, which never stops it.
@@ -151,12 +160,9 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
                     _ = go => {}
                     aborted = until_aborted(&run) => return Err(aborted),
                 }
-                finish_delta(&run, &settings, &limits, &fence_tx, &live_stop_tx, &supervisor, &live_done).await?
+                finish_delta(&parts).await?
             }
-            Cutover::Auto { switch_cmd } => {
-                auto_cutover(&run, &settings, &limits, &fence_tx, &live_stop_tx, &supervisor, &live_done, switch_cmd)
-                    .await?
-            }
+            Cutover::Auto { switch_cmd } => auto_cutover(&parts, switch_cmd).await?,
         };
         if report.switched || report.freeze.is_none() {
             stop_tracker(&run, &supervisor, &tracker_stopped).await?;
@@ -227,18 +233,24 @@ fn pending(run: &Run) -> Result<u64, MigrationError> {
         .read(move |view| Ok(keyferry_journal::registry::pending_count(view.conn(), &id)?))?)
 }
 
+/// What the frozen part of a cutover works with: the run, its throttles,
+/// the tracker's fence channel and the live applier to stop.
+struct Frozen<'a> {
+    run: &'a Run,
+    settings: &'a Settings,
+    limits: &'a FetchLimits,
+    fences: &'a mpsc::UnboundedSender<Fence>,
+    live_stop: &'a watch::Sender<bool>,
+    supervisor: &'a Supervisor,
+    live_done: &'a Arc<watch::Sender<Option<Result<Applied, String>>>>,
+}
+
 /// The auto cutover: pause, final delta, verify, switch, unpause.
-#[allow(clippy::too_many_arguments)]
 async fn auto_cutover(
-    run: &Run,
-    settings: &Settings,
-    limits: &FetchLimits,
-    fences: &mpsc::UnboundedSender<Fence>,
-    live_stop: &watch::Sender<bool>,
-    supervisor: &Supervisor,
-    live_done: &Arc<watch::Sender<Option<Result<Applied, String>>>>,
+    parts: &Frozen<'_>,
     switch_cmd: Option<String>,
 ) -> Result<MigrateReport, MigrationError> {
+    let run = parts.run;
     let mut conn = run.source.connect(0).await?;
     let paused_at = Instant::now();
     redis::cmd("CLIENT")
@@ -249,10 +261,7 @@ async fn auto_cutover(
         .await
         .map_err(|e| run.source.command_error(e))?;
     let frozen = async {
-        let mut report = finish_delta(
-            run, settings, limits, fences, live_stop, supervisor, live_done,
-        )
-        .await?;
+        let mut report = finish_delta(parts).await?;
         if report.sample_mismatches > 0 {
             return Err(MigrationError::Refused(format!(
                 "{} of the sampled keys still differ after the final delta; not switching",
@@ -302,15 +311,16 @@ async fn auto_cutover(
 
 /// With writes frozen: fence the tracker, stop the live applier, apply
 /// what is left, sweep if needed, and verify a sample.
-async fn finish_delta(
-    run: &Run,
-    settings: &Settings,
-    limits: &FetchLimits,
-    fences: &mpsc::UnboundedSender<Fence>,
-    live_stop: &watch::Sender<bool>,
-    supervisor: &Supervisor,
-    live_done: &Arc<watch::Sender<Option<Result<Applied, String>>>>,
-) -> Result<MigrateReport, MigrationError> {
+async fn finish_delta(parts: &Frozen<'_>) -> Result<MigrateReport, MigrationError> {
+    let Frozen {
+        run,
+        settings,
+        limits,
+        fences,
+        live_stop,
+        supervisor,
+        live_done,
+    } = *parts;
     let (reply, fenced) = oneshot::channel();
     fences
         .send(Fence { reply })

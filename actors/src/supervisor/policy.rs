@@ -73,6 +73,19 @@ pub(crate) struct RestartHistory {
 }
 
 impl RestartHistory {
+    /// A history that already holds restarts made `ages` ago (what the
+    /// journal recorded before this process started), oldest first, so the
+    /// intensity limit counts restarts across process restarts too.
+    pub(crate) fn with_past(now: Instant, mut ages: Vec<std::time::Duration>) -> Self {
+        ages.sort_unstable_by(|a, b| b.cmp(a));
+        RestartHistory {
+            restarts: ages
+                .into_iter()
+                .filter_map(|age| now.checked_sub(age))
+                .collect(),
+        }
+    }
+
     /// Records a failure at `now` and decides whether and when to restart.
     pub(crate) fn on_failure(&mut self, now: Instant, policy: &RestartPolicy) -> Decision {
         while self
