@@ -7,13 +7,15 @@ cd "$(dirname "$0")/.."
 
 # Tests start a real redis-server on a free loopback port; redis-cli and
 # redis-benchmark are used as real clients.
-if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
-    echo "== installing redis-server and redis-tools (Debian packages)"
+# The TLS source tests make a throwaway CA with the openssl command.
+if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null ||
+    ! command -v openssl >/dev/null; then
+    echo "== installing redis-server, redis-tools and openssl (Debian packages)"
     SUDO=""
     if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+    $SUDO apt-get install -y -qq redis-server redis-tools openssl >/dev/null
     # The Debian package starts a system redis on 6379; tests never use it.
     ($SUDO systemctl stop redis-server 2>/dev/null || $SUDO service redis-server stop 2>/dev/null || true) >/dev/null
 fi

@@ -61,8 +61,9 @@ fn phase(destination: &Path) -> String {
     };
     match kind.as_deref() {
         None => "tracker",
+        // A window's last batch carries its checkpoint, in one transaction.
         Some("batch_committed") => "bulk batch",
-        Some("checkpoint") if !scan_done => "checkpoint",
+        Some("checkpoint") if !scan_done => "bulk batch + checkpoint",
         Some("checkpoint") => "bulk finished",
         Some("key_marked_applied" | "key_marked_deleted" | "key_marked_skipped") => "apply-dirty",
         Some("sweep_required" | "sweep_completed") => "sweep",
@@ -109,34 +110,53 @@ fn migrate_killed_at_random_points_still_ends_identical() {
         .stderr(Stdio::piped());
         cmd
     };
+    // The run exists before the first `migrate` (a tracker started and
+    // stopped, as an operator might), throttled so that the copy spans many
+    // kills instead of finishing before the first.
+    let mut tracker = Command::new(BIN)
+        .args([
+            "tracker", "start", "--run-id", "crash", "--from", &from, "--to", &dest_arg,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let control = |args: &[&str]| {
+        Command::new(BIN)
+            .args(
+                [
+                    &["control", "--run-id", "crash", "--to", &dest_arg][..],
+                    args,
+                ]
+                .concat(),
+            )
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(dest.exists() && control(&["set", "--max-rps", "4000", "--scan-count", "100"])) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run was never created"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stopped = Command::new(BIN)
+        .args(["tracker", "stop", "--run-id", "crash", "--to", &dest_arg])
+        .status()
+        .unwrap();
+    assert!(stopped.success() && tracker.wait().unwrap().success());
     let mut rng = SeededRng::new(13);
     let mut phases: BTreeMap<String, usize> = BTreeMap::new();
-    let mut throttled = false;
     for kill in 0..kills {
         // `false` as the switch command: should a run get that far before
         // its kill, the cutover fails and unpauses, and the next run goes
         // on live.
         let mut child = migrate("false").spawn().expect("start migrate");
         std::thread::sleep(Duration::from_millis(150 + rng.below(900) as u64));
-        if !throttled && dest.exists() {
-            // Slow the copy down so kills land inside it, not after it.
-            let out = Command::new(BIN)
-                .args([
-                    "control",
-                    "--run-id",
-                    "crash",
-                    "--to",
-                    &dest_arg,
-                    "set",
-                    "--max-rps",
-                    "20000",
-                    "--scan-count",
-                    "200",
-                ])
-                .output()
-                .unwrap();
-            throttled = out.status.success();
-        }
         child.kill().expect("kill -9");
         child.wait().expect("reap");
         let phase = phase(&dest);
@@ -144,11 +164,12 @@ fn migrate_killed_at_random_points_still_ends_identical() {
         *phases.entry(phase).or_default() += 1;
     }
     eprintln!("kills by phase: {phases:?}");
-    assert!(throttled, "the run was never created");
     assert!(
         phases.len() >= 2,
         "every kill landed in one phase: {phases:?}"
     );
+    // Full speed for the last run, which finishes the migration.
+    assert!(control(&["set", "--max-rps", "10000000", "--scan-count", "1000"]));
     // The last run finishes; its switch command moves "the application"
     // (ends the mutator's connection) while writes are paused.
     let switch = format!(
