@@ -169,7 +169,13 @@ fn migrate_killed_at_random_points_still_ends_identical() {
         "every kill landed in one phase: {phases:?}"
     );
     // Full speed for the last run, which finishes the migration.
-    assert!(control(&["set", "--max-rps", "10000000", "--scan-count", "1000"]));
+    assert!(control(&[
+        "set",
+        "--max-rps",
+        "10000000",
+        "--scan-count",
+        "1000"
+    ]));
     // The last run finishes; its switch command moves "the application"
     // (ends the mutator's connection) while writes are paused.
     let switch = format!(
