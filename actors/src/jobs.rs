@@ -158,8 +158,12 @@ impl Actor for Dequeuer {
         _: Tick,
         state: &mut State,
     ) -> Result<(), ActorProcessingErr> {
-        state.reclaim().await?;
-        state.report()?;
+        // Reclaiming is a write, and the writer is shared with everything
+        // else: only when some job is leased at all (rarely, on an idle
+        // server) is there a lease that could have run out.
+        if state.report()? > 0 {
+            state.reclaim().await?;
+        }
         if state.options.run_migration_steps {
             state.running.take_if(|r| r.task.is_finished());
             if state.running.is_none() {
@@ -203,15 +207,20 @@ impl State {
         Ok(())
     }
 
-    /// Sets the `keyferry_jobs{state}` gauge.
-    fn report(&self) -> Result<(), StoreError> {
+    /// Sets the `keyferry_jobs{state}` gauge; returns how many jobs are
+    /// leased.
+    fn report(&self) -> Result<u64, StoreError> {
         let counts = self
             .store
             .read(|view| Ok(jobs::jobs_by_status(view.conn())?))?;
+        let mut leased = 0;
         for (status, count) in counts {
             metrics::gauge!("keyferry_jobs", "state" => status.as_str()).set(count as f64);
+            if status == JobStatus::Leased {
+                leased = count;
+            }
         }
-        Ok(())
+        Ok(leased)
     }
 
     /// Starts the next due step job that nobody holds and this process can

@@ -71,15 +71,6 @@ pub enum MigrationError {
     UnknownRun(String),
 }
 
-impl From<redis::RedisError> for MigrationError {
-    fn from(e: redis::RedisError) -> Self {
-        MigrationError::Source(SourceError::Command {
-            uri: String::from("source"),
-            reason: e.to_string(),
-        })
-    }
-}
-
 impl From<rusqlite::Error> for MigrationError {
     fn from(e: rusqlite::Error) -> Self {
         MigrationError::Store(StoreError::from(e))
@@ -138,6 +129,15 @@ impl Run {
         Ok(self
             .store
             .read(move |view| Ok(registry::run(view.conn(), &id)?))?)
+    }
+
+    /// How many of the run's keys are pending (dirty or deleted, not yet
+    /// applied).
+    pub fn pending(&self) -> Result<u64, MigrationError> {
+        let id = self.id.clone();
+        Ok(self
+            .store
+            .read(move |view| Ok(registry::pending_count(view.conn(), &id)?))?)
     }
 
     /// The journal's last sequence number, as committed now.

@@ -1,8 +1,8 @@
 //! `keyferry migrate`: the whole migration in one command (see
 //! `keyferry_actors::migration::orchestrator`).
 
-use keyferry_actors::migration::Settings;
 use keyferry_actors::migration::orchestrator::{self, Cutover, MigrateConfig};
+use keyferry_actors::migration::{Run, Settings};
 use keyferry_actors::source::FetchLimits;
 use keyferry_actors::source::info::Channels;
 use tokio::io::AsyncBufReadExt;
@@ -16,7 +16,11 @@ pub fn run(args: MigrateArgs) -> Result<(), String> {
         let source = step::reachable_source(args.source).await?;
         let store = step::open_store(&args.to).await?;
         let run_id = args.run_id.unwrap_or_else(generated_run_id);
-        let run = step::run(run_id, source, store.clone());
+        let run = Run {
+            id: run_id,
+            source,
+            store: store.clone(),
+        };
         eprintln!(
             "migrating {} into {} as run {}",
             run.source.redacted(),

@@ -22,14 +22,7 @@ pub fn report(run: Run) -> JoinHandle<()> {
         loop {
             ticks.tick().await;
             let Ok(Some(row)) = run.row() else { continue };
-            let pending = {
-                let id = run.id.clone();
-                run.store
-                    .read(move |view| {
-                        Ok(keyferry_journal::registry::pending_count(view.conn(), &id)?)
-                    })
-                    .unwrap_or(0)
-            };
+            let pending = run.pending().unwrap_or(0);
             let now = Instant::now();
             let (keys, bytes) = (row.counters.migrated_keys, row.counters.migrated_bytes);
             let (rate, mb_rate) = match last {

@@ -47,13 +47,15 @@ pub async fn open_store(path: &Path) -> Result<Store, String> {
         .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
-/// Opens an existing destination file: steps that only steer a run must
-/// not create an empty file by mistake.
+/// Opens an existing destination file (see
+/// [`super::output::open_destination`]) off the async workers: steps that
+/// work on a run must not create an empty file by mistake.
 pub async fn open_existing_store(path: &Path) -> Result<Store, String> {
-    if !path.exists() {
-        return Err(format!("no such destination file: {}", path.display()));
-    }
-    open_store(path).await
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || super::output::open_destination(&owned))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
 }
 
 /// The source, with its password resolved.
@@ -67,11 +69,6 @@ pub async fn reachable_source(args: SourceArgs) -> Result<Source, String> {
     let source = source(args)?;
     source.connect(0).await.map_err(|e| e.to_string())?;
     Ok(source)
-}
-
-/// The run `id` on `store` reading from `source`.
-pub fn run(id: String, source: Source, store: Store) -> Run {
-    Run { id, source, store }
 }
 
 /// The step's settings from its flags: the throttles given (recorded on
@@ -102,7 +99,11 @@ pub async fn run_step(
 ) -> Result<(String, StepOutcome), String> {
     let stop = stop_on_signals()?;
     let run_id = spec.run_id.clone();
-    let progress = progress::report(run(run_id.clone(), source.clone(), store.clone()));
+    let progress = progress::report(Run {
+        id: run_id.clone(),
+        source: source.clone(),
+        store: store.clone(),
+    });
     let outcome = steps::run_step(store, source, spec, &Worker::this_process(), stop).await;
     progress.abort();
     if std::io::stderr().is_terminal() {

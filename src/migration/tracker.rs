@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use keyferry_actors::migration::Run;
 use keyferry_actors::migration::tracker::{self, TrackerConfig};
 use keyferry_actors::source::info::Channels;
 use keyferry_actors::supervisor::{RestartPolicy, Supervisor};
@@ -17,7 +18,11 @@ pub fn start(args: TrackerStartArgs) -> Result<(), String> {
     step::block_on(args.metrics_addr, async move {
         let source = step::reachable_source(args.source).await?;
         let store = step::open_store(&args.run.to).await?;
-        let run = step::run(args.run.run_id, source, store.clone());
+        let run = Run {
+            id: args.run.run_id,
+            source,
+            store: store.clone(),
+        };
         let channels = match args.channels {
             ChannelsArg::Keyevent => Channels::Keyevent,
             ChannelsArg::Keyspace => Channels::Keyspace,

@@ -171,7 +171,7 @@ async fn apply_group(
 ) -> Result<keyferry_engine::Write<Written>, MigrationError> {
     let db = Db::new(i64::from(db_index)).map_err(|e| MigrationError::Refused(e.to_string()))?;
     let keys: Vec<Vec<u8>> = rows.iter().map(|r| r.key.clone()).collect();
-    let read_at = batch::now_ms();
+    let read_at = keyferry_journal::now_ms();
     let fetched = fetch_keys(&mut conn, &keys, limits)
         .await
         .map_err(|e| run.source.command_error(e))?;

@@ -179,11 +179,3 @@ pub(crate) fn expire_at(read_at_ms: i64, ttl_ms: Option<i64>, mode: super::TtlMo
         super::TtlMode::Preserve => ttl_ms.map(|ttl| read_at_ms + ttl),
     }
 }
-
-/// Wall-clock milliseconds since the epoch (what the keyspace's expiry
-/// column is in).
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}

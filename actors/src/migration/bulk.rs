@@ -312,7 +312,7 @@ impl State {
         // TYPE + PTTL, then one or two reads, per key.
         self.limiter.acquire(keys * 3, settings.max_rps).await;
         let limits = &self.config.limits;
-        let read_at = batch::now_ms();
+        let read_at = keyferry_journal::now_ms();
         let fetched = join_all(pages.iter().map(|page| {
             let mut conn = conn.clone();
             async move { fetch_keys(&mut conn, page, limits).await }

@@ -184,7 +184,7 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
                 tokio::select! {
                     _ = shutdown.changed() => break,
                     _ = lag.tick() => {
-                        let pending = pending(&run)?;
+                        let pending = run.pending()?;
                         tracing::info!(run = %run.id, pending, "live sync: keys waiting to be applied");
                     }
                 }
@@ -218,19 +218,11 @@ async fn catch_up(run: &Run, settings: &Settings) -> Result<(), MigrationError> 
             sweep(run, settings).await?;
             continue;
         }
-        if pending(run)? < SMALL_BACKLOG {
+        if run.pending()? < SMALL_BACKLOG {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Keys pending in the registry.
-fn pending(run: &Run) -> Result<u64, MigrationError> {
-    let id = run.id.clone();
-    Ok(run
-        .store
-        .read(move |view| Ok(keyferry_journal::registry::pending_count(view.conn(), &id)?))?)
 }
 
 /// What the frozen part of a cutover works with: the run, its throttles,
