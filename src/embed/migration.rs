@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use keyferry_actors::migration::orchestrator::{self, MigrateConfig};
-use keyferry_actors::migration::tracker;
 use keyferry_actors::migration::{
     self as actors, ControlRequest, ControlVerdict, Controlled, Run, Settings,
 };
@@ -44,11 +43,6 @@ const STARTUP_POLL: Duration = Duration::from_millis(10);
 /// to finish (typically about a second), short enough not to hold a
 /// process's exit hostage to a bulk copy, which resumes anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
-
-/// How long a run stopped from outside (aborted) gets to end its
-/// orchestrator by itself before it is dropped: the actors notice an abort
-/// within 200 ms and wind down.
-const ABANDON_AFTER: Duration = Duration::from_secs(1);
 
 /// Who changed a run's status, as recorded in `RunStatusChanged`.
 const REASON: &str = "keyferry embedding API";
@@ -209,12 +203,6 @@ impl MigrationStatus {
             throttles: Throttles::default(),
             last_error: None,
         }
-    }
-
-    /// Whether the run was stopped without completing: its actors stop
-    /// working on it.
-    fn stopped(&self) -> bool {
-        matches!(self.status, RunStatus::Aborted | RunStatus::Failed)
     }
 }
 
@@ -460,57 +448,26 @@ async fn drive(
     config: MigrateConfig,
     outcome: oneshot::Sender<Result<MigrateReport, actors::MigrationError>>,
 ) {
-    let result = match watch_over(&mut publisher, config).await {
-        Some(result) => result,
-        None => {
-            let run = &publisher.run;
-            // Abandoned mid-way: put back what the orchestrator would
-            // have on its way out.
-            if let Err(e) = tracker::restore_notifications(run).await {
-                tracing::warn!(run = %run.id, error = %e, "cannot restore the source's notification setting");
-            }
-            Err(actors::MigrationError::Aborted(run.id.clone()))
-        }
-    };
+    // The orchestrator ends by itself on every path, an abort included,
+    // and puts the source's notification setting back on its way out.
+    let result = watch_over(&mut publisher, config).await;
     publisher.publish();
     // The handle may be gone; the run's end is in the file regardless.
     let _ = outcome.send(result);
 }
 
-/// Runs the orchestrator while publishing progress. Returns its result,
-/// or `None` when the run was stopped from outside (aborted, or marked
-/// failed) and the orchestrator did not end within [`ABANDON_AFTER`]:
-/// some of its phases (waiting for a manual go-ahead, fencing a tracker
-/// that stopped) do not notice an abort, and would wait for ever.
+/// Runs the orchestrator while publishing progress; returns its result.
 async fn watch_over(
     publisher: &mut Publisher,
     config: MigrateConfig,
-) -> Option<Result<MigrateReport, actors::MigrationError>> {
+) -> Result<MigrateReport, actors::MigrationError> {
     let migration = orchestrator::migrate(config);
     tokio::pin!(migration);
-    let mut abandon_at = None;
     loop {
         tokio::select! {
-            result = &mut migration => return Some(result),
-            () = tokio::time::sleep(publisher.period()) => {
-                publisher.publish();
-                if abandon_at.is_none() && publisher.progress.borrow().stopped() {
-                    abandon_at = Some(tokio::time::Instant::now() + ABANDON_AFTER);
-                }
-            }
-            () = until(abandon_at) => {
-                tracing::info!(run = %publisher.run.id, "the run was stopped; abandoning its orchestrator");
-                return None;
-            }
+            result = &mut migration => return result,
+            () = tokio::time::sleep(publisher.period()) => publisher.publish(),
         }
-    }
-}
-
-/// Sleeps until `deadline`, or for ever without one.
-async fn until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -612,10 +569,10 @@ impl MigrationHandle {
         self.control(ControlRequest::Resume).await
     }
 
-    /// Aborts the run for good. Awaits the event's commit; the actors stop
-    /// within 200 ms (a phase that does not notice, such as waiting for a
-    /// manual cutover, is dropped after 1 s) and [`MigrationHandle::wait`]
-    /// then answers [`MigrationError::Aborted`]. Aborting an aborted run does nothing.
+    /// Aborts the run for good. Awaits the event's commit; every phase of
+    /// the migration (a waiting manual cutover included) notices within
+    /// about 200 ms and [`MigrationHandle::wait`] then answers
+    /// [`MigrationError::Aborted`]. Aborting an aborted run does nothing.
     /// The data already copied stays in the file.
     ///
     /// # Errors

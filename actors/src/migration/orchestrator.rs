@@ -183,6 +183,13 @@ pub async fn migrate(config: MigrateConfig) -> Result<MigrateReport, MigrationEr
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => break,
+                    // The live applier ends on an abort too (its control
+                    // says so); the tracker stops on it by itself.
+                    aborted = until_aborted(&run) => {
+                        let _ = stop_tx.send(true);
+                        let _ = sync.await;
+                        return Err(aborted);
+                    }
                     _ = lag.tick() => {
                         let pending = run.pending()?;
                         tracing::info!(run = %run.id, pending, "live sync: keys waiting to be applied");
