@@ -142,13 +142,9 @@ impl Run {
 
     /// The journal's last sequence number, as committed now.
     pub fn last_seq(&self) -> Result<Seq, MigrationError> {
-        Ok(self.store.read(|view| {
-            Ok(view
-                .conn()
-                .query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |r| {
-                    r.get(0)
-                })?)
-        })?)
+        Ok(self
+            .store
+            .read(|view| Ok(keyferry_journal::last_seq(view.conn())?))?)
     }
 }
 

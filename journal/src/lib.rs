@@ -55,7 +55,7 @@ pub use jobs::{Backoff, Job, JobError, JobStatus, NewJob};
 pub use journal::Journal;
 pub use migrations::{COMPONENT, MIGRATIONS};
 pub use projection::{Projection, Replayed};
-pub use read::{Entries, Entry};
+pub use read::{Entries, Entry, last_seq};
 pub use registry::{ErrorRow, PendingKey, PendingState, RunRow, Throttles};
 pub use summary::{ActorRestarts, CheckpointSummary, JobCounts, RunSummary, Summary};
 pub use writer::{Isolation, Pending, WriteError, Writer, WriterConfig, WriterHandle};

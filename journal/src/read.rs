@@ -119,8 +119,9 @@ impl Iterator for Entries {
     }
 }
 
-/// The highest sequence number in the journal, 0 when it is empty.
-pub(crate) fn last_seq(conn: &Connection) -> rusqlite::Result<Seq> {
+/// The highest sequence number in the journal on `conn` (any connection,
+/// inside or outside a transaction), 0 when it is empty.
+pub fn last_seq(conn: &Connection) -> rusqlite::Result<Seq> {
     conn.query_row("SELECT coalesce(max(seq), 0) FROM journal", [], |r| {
         r.get(0)
     })
