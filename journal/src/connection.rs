@@ -73,7 +73,7 @@ pub fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
 /// database). Larger than SQLite's 1000: a hot page rewritten by many
 /// commits is then copied back once rather than many times, at the price
 /// of a WAL of up to ~16 MiB between checkpoints.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: i64 = 4000;
 
 /// Page cache per connection, in KiB (SQLite's negative-means-KiB form).
 /// Random-key writes touch a different B-tree leaf each; with SQLite's

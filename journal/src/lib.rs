@@ -29,6 +29,7 @@
 //! backoff, reclaim) run inside the caller's write transaction.
 
 mod append;
+mod checkpointer;
 pub mod codec;
 pub mod compaction;
 pub mod connection;

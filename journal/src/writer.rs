@@ -31,6 +31,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use crate::checkpointer::Checkpointer;
+
 /// Work to run on the writer thread once a job's fate is known: `true`
 /// when its transaction committed, `false` when the job failed or its
 /// transaction did not commit.
@@ -319,7 +321,10 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn run(conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
+fn run(mut conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
+    // Declared after `conn`, so it stops (and closes its connection) before
+    // `conn` closes: the last connection to close removes the WAL.
+    let checkpointer = Checkpointer::attach(&mut conn);
     loop {
         let first = match rx.recv() {
             Ok(Msg::Job(job)) => job,
@@ -371,6 +376,9 @@ fn run(conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
         metrics::counter!("keyferry_writer_transactions_total").increment(1);
         for ran in delivered {
             (ran.deliver)(committed.clone());
+        }
+        if let Some(checkpointer) = &checkpointer {
+            checkpointer.catch_up(&conn);
         }
         if shutdown {
             return;
