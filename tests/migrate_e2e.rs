@@ -89,14 +89,30 @@ fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// [`query`] for polling a file another process is creating: `None` while
+/// the file or its tables do not exist yet (the process creates the file,
+/// then its schema in a transaction of its own).
+fn poll_query(destination: &Path, sql: &str) -> Option<i64> {
+    if !destination.exists() {
+        return None;
+    }
+    let conn = rusqlite::Connection::open(destination).expect("open the destination");
+    conn.busy_timeout(Duration::from_secs(10))
+        .expect("busy timeout");
+    match conn.query_row(sql, [], |r| r.get(0)) {
+        Ok(value) => Some(value),
+        Err(e) if e.to_string().starts_with("no such table") => None,
+        Err(e) => panic!("{sql}: {e}"),
+    }
+}
+
 fn tracker_connected(destination: &Path, run: &str) -> bool {
-    destination.exists()
-        && query::<i64>(
-            destination,
-            &format!(
-                "SELECT COUNT(*) FROM migration_runs WHERE run_id = '{run}' AND tracker_connected = 1"
-            ),
-        ) == 1
+    poll_query(
+        destination,
+        &format!(
+            "SELECT COUNT(*) FROM migration_runs WHERE run_id = '{run}' AND tracker_connected = 1"
+        ),
+    ) == Some(1)
 }
 
 fn destination(dir: &tempfile::TempDir) -> (PathBuf, String) {
@@ -289,11 +305,10 @@ fn a_bulk_copy_killed_midway_resumes_to_an_identical_keyspace() {
         .concat(),
     );
     wait_until("a checkpoint", || {
-        dest.exists()
-            && query::<i64>(
-                &dest,
-                "SELECT COUNT(*) FROM migration_runs WHERE migrated_keys > 0 AND scan_done = 0",
-            ) == 1
+        poll_query(
+            &dest,
+            "SELECT COUNT(*) FROM migration_runs WHERE migrated_keys > 0 AND scan_done = 0",
+        ) == Some(1)
     });
     bulk.kill().expect("kill -9 the bulk copy");
     bulk.wait().expect("reap");

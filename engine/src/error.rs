@@ -80,6 +80,11 @@ pub enum StoreError {
     /// earlier write it depends on failed).
     #[error("write cancelled: {0}")]
     Cancelled(String),
+    /// A command that promised to find its errors before writing
+    /// ([`crate::command::Undo::NothingWrittenOnError`]) wrote and then
+    /// failed; its transaction must not commit.
+    #[error("'{0}' failed after writing; its transaction was rolled back")]
+    WroteBeforeFailing(&'static str),
 }
 
 impl From<WriteError<StoreError>> for StoreError {

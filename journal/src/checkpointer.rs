@@ -39,8 +39,9 @@ use crate::connection::{BUSY_TIMEOUT, WAL_AUTOCHECKPOINT_PAGES};
 const BACKGROUND_EVERY: i64 = 512;
 
 /// WAL size (in frames) at which the writer completes the checkpoint itself
-/// so the WAL can start over: at 4 KiB pages, about 16 MiB.
-const CATCH_UP_AT: i64 = 4000;
+/// so the WAL can start over: at 4 KiB pages, 32 MiB. Each catch-up
+/// stalls the writer, so it is not too frequent.
+const CATCH_UP_AT: i64 = 8192;
 
 /// How long the background thread waits after a failed checkpoint before
 /// trying again, so a persistent error does not spin.
@@ -56,17 +57,23 @@ struct Shared {
     wake: Mutex<bool>,
     woken: Condvar,
     stop: AtomicBool,
-    /// Held while this checkpointer's thread or its writer checkpoints:
-    /// SQLite lets one connection checkpoint at a time and answers any
-    /// other `SQLITE_BUSY` at once, so the writer would keep missing its
-    /// turn behind back-to-back background passes.
-    turn: Mutex<()>,
 }
 
 impl Shared {
     fn kick(&self) {
         *self.wake.lock().unwrap_or_else(PoisonError::into_inner) = true;
         self.woken.notify_one();
+    }
+
+    /// Whether a background pass should start at a WAL of `frames` frames:
+    /// when it grew [`BACKGROUND_EVERY`] past the last pass (or was
+    /// restarted since), and is still short of [`CATCH_UP_AT`]. Beyond
+    /// that the writer completes the checkpoint, and a pass started now
+    /// would only take SQLite's checkpoint lock from it (SQLite answers a
+    /// second checkpointer `SQLITE_BUSY` at once).
+    fn pass_due(&self, frames: i64) -> bool {
+        let passed_at = self.passed_at.load(Ordering::Acquire);
+        frames < CATCH_UP_AT && (frames >= passed_at + BACKGROUND_EVERY || frames < passed_at)
     }
 
     /// Waits for a kick; `false` once the checkpointer is stopping.
@@ -104,7 +111,6 @@ impl Checkpointer {
             wake: Mutex::new(false),
             woken: Condvar::new(),
             stop: AtomicBool::new(false),
-            turn: Mutex::new(()),
         });
         let started = open_like(writer, Path::new(&path))
             .map_err(|e| e.to_string())
@@ -148,8 +154,7 @@ impl Checkpointer {
             metrics::gauge!("keyferry_wal_frames").set(frames as f64);
             // After a restart `frames` is small again: a pass is due when
             // the WAL grew past the last pass, or was restarted since.
-            let passed_at = shared.passed_at.load(Ordering::Acquire);
-            if frames >= passed_at + BACKGROUND_EVERY || frames < passed_at {
+            if shared.pass_due(frames) {
                 shared.kick();
             }
             Ok(())
@@ -158,19 +163,13 @@ impl Checkpointer {
 
     /// Called by the writer between transactions: once the WAL is
     /// [`CATCH_UP_AT`] frames long, checkpoints what the background passes
-    /// left, so the next transaction starts the WAL over. Waits for a
-    /// background pass in progress (a few hundred frames' worth). Tried
-    /// again after the next commit if another process was checkpointing or
-    /// a reader's snapshot still needs part of the WAL.
+    /// left, so the next transaction starts the WAL over. Tried again after
+    /// the next commit if a background pass (or another process) holds the
+    /// checkpoint lock, or a reader's snapshot still needs part of the WAL.
     pub(crate) fn catch_up(&self, writer: &Connection) {
         if self.shared.frames.load(Ordering::Acquire) < CATCH_UP_AT {
             return;
         }
-        let _turn = self
-            .shared
-            .turn
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
         match writer.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok((log, copied)) if log == copied => {
                 metrics::counter!("keyferry_wal_checkpoints_total", "by" => "writer").increment(1);
@@ -217,13 +216,12 @@ fn open_like(writer: &Connection, path: &Path) -> rusqlite::Result<Connection> {
 
 fn run(conn: Connection, shared: &Shared) {
     while shared.wait_for_kick() {
-        shared
-            .passed_at
-            .store(shared.frames.load(Ordering::Acquire), Ordering::Release);
-        let turn = shared.turn.lock().unwrap_or_else(PoisonError::into_inner);
-        let checkpointed = conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE);
-        drop(turn);
-        match checkpointed {
+        let frames = shared.frames.load(Ordering::Acquire);
+        if frames >= CATCH_UP_AT {
+            continue;
+        }
+        shared.passed_at.store(frames, Ordering::Release);
+        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
             Ok(_) => {
                 metrics::counter!("keyferry_wal_checkpoints_total", "by" => "background")
                     .increment(1);
@@ -347,8 +345,9 @@ mod tests {
             .unwrap()
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap();
-        // Ids 0..8000 were written by the later rounds, which covers the first.
-        assert_eq!(count, 2 * CATCH_UP_AT);
+        // The later rounds wrote ids from 0 up, in whole commits of 50,
+        // which covers the first round's.
+        assert_eq!(count as u64, (2 * CATCH_UP_AT as u64).div_ceil(50) * 50);
     }
 
     #[test]

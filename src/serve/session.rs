@@ -331,7 +331,7 @@ impl Session {
             Exec::Read(_) | Exec::Write(_) => {
                 let (ctx, shared) = (self.ctx(), Arc::clone(&self.server.keyspace));
                 self.on_writer(spec, move |tx| {
-                    Ok(transaction::run_alone(spec, tx, &ctx, &argv, &shared))
+                    transaction::run_alone(spec, tx, &ctx, &argv, &shared)
                 })
                 .await;
                 Flow::Continue
@@ -359,7 +359,7 @@ impl Session {
             self.server
                 .store
                 .write_with(Isolation::NoneWhenFailureWritesNothing, move |tx| {
-                    let reply = transaction::run_alone(spec, tx, &ctx, &argv, &shared);
+                    let reply = transaction::run_alone(spec, tx, &ctx, &argv, &shared)?;
                     let (Reply::Null | Reply::NullArray, Ok(parsed)) =
                         (&reply, blocking::parse(&argv))
                     else {

@@ -226,11 +226,11 @@ pub(crate) fn run_command(
     argv: &[Vec<u8>],
     shared: &Keyspace,
     touched: &mut Vec<(Db, Vec<u8>)>,
-) -> Reply {
-    match spec.exec {
+) -> Result<Reply, StoreError> {
+    Ok(match spec.exec {
         Exec::Read(read) => read(&tx.view(), ctx, argv),
-        Exec::Write(write) => {
-            let (reply, changed) = run_write(write, tx, ctx, argv);
+        Exec::Write(_) => {
+            let (reply, changed) = run_write(spec, tx, ctx, argv)?;
             if changed {
                 shared.watches.touch(spec, ctx.db, argv);
                 if shared.waits.blocked() > 0 {
@@ -240,7 +240,7 @@ pub(crate) fn run_command(
             reply
         }
         Exec::Server => Reply::error(format!("ERR '{}' cannot run in the keyspace", spec.name)),
-    }
+    })
 }
 
 /// The keys write command `spec` may have given data to: the keys it
@@ -271,11 +271,11 @@ pub(crate) fn run_alone(
     ctx: &CommandCtx,
     argv: &[Vec<u8>],
     shared: &Keyspace,
-) -> Reply {
+) -> Result<Reply, StoreError> {
     let mut touched = Vec::new();
-    let reply = run_command(spec, tx, ctx, argv, shared, &mut touched);
+    let reply = run_command(spec, tx, ctx, argv, shared, &mut touched)?;
     shared.waits.serve(tx, touched);
-    reply
+    Ok(reply)
 }
 
 /// The writer job of `EXEC`: aborts (null reply) if a watched key changed,
@@ -300,10 +300,10 @@ pub(crate) fn exec(
     let replies = steps
         .into_iter()
         .map(|step| match step {
-            Step::Done(reply) => reply,
+            Step::Done(reply) => Ok(reply),
             Step::Run(spec, ctx, argv) => run_command(spec, tx, &ctx, &argv, shared, &mut touched),
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     shared.waits.serve(tx, touched);
     Ok(Reply::Array(replies))
 }

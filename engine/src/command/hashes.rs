@@ -14,14 +14,15 @@ use crate::write::Tx;
 
 /// The hash commands.
 pub(crate) const COMMANDS: &[CommandSpec] = &[
-    spec("hset", -4, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(hset)),
+    spec("hset", -4, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(hset)).errors_before_writing(),
     spec(
         "hmset",
         -4,
         WRITE_DENYOOM_FAST,
         (1, 1, 1),
         Exec::Write(hmset),
-    ),
+    )
+    .errors_before_writing(),
     spec(
         "hsetnx",
         4,

@@ -44,12 +44,12 @@ use flags::*;
 /// The list commands.
 #[rustfmt::skip]
 pub(crate) const COMMANDS: &[CommandSpec] = &[
-    spec("lpush", -3, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(lpush)),
-    spec("rpush", -3, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(rpush)),
+    spec("lpush", -3, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(lpush)).errors_before_writing(),
+    spec("rpush", -3, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(rpush)).errors_before_writing(),
     spec("lpushx", -3, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(lpushx)),
     spec("rpushx", -3, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(rpushx)),
-    spec("lpop", -2, WRITE_FAST, (1, 1, 1), Exec::Write(lpop)),
-    spec("rpop", -2, WRITE_FAST, (1, 1, 1), Exec::Write(rpop)),
+    spec("lpop", -2, WRITE_FAST, (1, 1, 1), Exec::Write(lpop)).errors_before_writing(),
+    spec("rpop", -2, WRITE_FAST, (1, 1, 1), Exec::Write(rpop)).errors_before_writing(),
     spec("llen", 2, READ_FAST, (1, 1, 1), read!(llen)),
     spec("lrange", 4, READ, (1, 1, 1), read!(lrange)),
     spec("lindex", 3, READ, (1, 1, 1), read!(lindex)),

@@ -19,7 +19,7 @@ use crate::write::Tx;
 
 /// The set commands.
 pub(crate) const COMMANDS: &[CommandSpec] = &[
-    spec("sadd", -3, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(sadd)),
+    spec("sadd", -3, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(sadd)).errors_before_writing(),
     spec("srem", -3, WRITE_FAST, (1, 1, 1), Exec::Write(srem)),
     spec("scard", 2, READ_FAST, (1, 1, 1), read!(scard)),
     spec("sismember", 3, READ_FAST, (1, 1, 1), read!(sismember)),

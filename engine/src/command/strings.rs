@@ -27,7 +27,7 @@ const fn one_key(
 /// 7.0.
 pub(crate) const COMMANDS: &[CommandSpec] = &[
     one_key("get", 2, &["readonly", "fast"], Exec::Read(get)),
-    one_key("set", -3, &["write", "denyoom"], Exec::Write(set)),
+    one_key("set", -3, &["write", "denyoom"], Exec::Write(set)).errors_before_writing(),
     one_key(
         "setnx",
         3,
@@ -57,7 +57,8 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         &["write", "denyoom"],
         (1, -1, 2),
         Exec::Write(mset),
-    ),
+    )
+    .errors_before_writing(),
     spec(
         "msetnx",
         -3,
@@ -65,20 +66,22 @@ pub(crate) const COMMANDS: &[CommandSpec] = &[
         (1, -1, 2),
         Exec::Write(msetnx),
     ),
-    one_key("incr", 2, &["write", "denyoom", "fast"], Exec::Write(incr)),
-    one_key("decr", 2, &["write", "denyoom", "fast"], Exec::Write(decr)),
+    one_key("incr", 2, &["write", "denyoom", "fast"], Exec::Write(incr)).errors_before_writing(),
+    one_key("decr", 2, &["write", "denyoom", "fast"], Exec::Write(decr)).errors_before_writing(),
     one_key(
         "incrby",
         3,
         &["write", "denyoom", "fast"],
         Exec::Write(incrby),
-    ),
+    )
+    .errors_before_writing(),
     one_key(
         "decrby",
         3,
         &["write", "denyoom", "fast"],
         Exec::Write(decrby),
-    ),
+    )
+    .errors_before_writing(),
     one_key(
         "incrbyfloat",
         3,
