@@ -82,7 +82,8 @@ impl<'a> Encoded<'a> {
 }
 
 /// Inserts an encoded batch inside the caller's transaction, projects each
-/// event right after its row, and returns the sequence
+/// event right after its row (a run's counters once for the batch), and
+/// returns the sequence
 /// numbers SQLite assigned, in order.
 ///
 /// The metrics count rows as they are written into the transaction; the
@@ -92,6 +93,7 @@ pub(crate) fn insert(conn: &Connection, batch: &Encoded<'_>) -> Result<Vec<Seq>,
         "INSERT INTO journal (kind, version, at_ms, checksum, payload) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut seqs = Vec::with_capacity(batch.rows.len());
+    let mut projector = projections::Projector::default();
     for (row, event) in batch.rows.iter().zip(batch.events.iter()) {
         let payload = &batch.payloads[row.payload.clone()];
         insert.execute(rusqlite::params![
@@ -102,9 +104,10 @@ pub(crate) fn insert(conn: &Connection, batch: &Encoded<'_>) -> Result<Vec<Seq>,
             payload
         ])?;
         let seq = conn.last_insert_rowid();
-        projections::apply(conn, seq, batch.at_ms, event)?;
+        projector.apply(conn, seq, batch.at_ms, event)?;
         seqs.push(seq);
     }
+    projector.finish(conn)?;
     if let Some(&last) = seqs.last() {
         metrics::counter!("keyferry_journal_appends_total").increment(seqs.len() as u64);
         metrics::counter!("keyferry_journal_append_bytes_total")

@@ -18,8 +18,37 @@ use crate::{jobs, read, registry};
 ///
 /// Events must be applied in sequence order.
 pub fn apply(conn: &Connection, seq: Seq, at_ms: i64, event: &Event) -> rusqlite::Result<()> {
-    registry::apply(conn, seq, at_ms, event)?;
-    jobs::apply(conn, seq, at_ms, event)
+    let mut projector = Projector::default();
+    projector.apply(conn, seq, at_ms, event)?;
+    projector.finish(conn)
+}
+
+/// Projects a batch of events appended together: like [`apply`] for each,
+/// except that a run's counters are written once for a stretch of its
+/// events rather than once per event (see [`registry::apply_deferred`]).
+/// [`Projector::finish`] must be called before the transaction ends.
+#[derive(Default)]
+pub(crate) struct Projector {
+    runs: registry::RunDeltas,
+}
+
+impl Projector {
+    /// Projects event `event`, stored as journal row `seq` at `at_ms`.
+    pub(crate) fn apply(
+        &mut self,
+        conn: &Connection,
+        seq: Seq,
+        at_ms: i64,
+        event: &Event,
+    ) -> rusqlite::Result<()> {
+        registry::apply_deferred(conn, seq, at_ms, event, &mut self.runs)?;
+        jobs::apply(conn, seq, at_ms, event)
+    }
+
+    /// Writes what the batch's events left pending.
+    pub(crate) fn finish(mut self, conn: &Connection) -> rusqlite::Result<()> {
+        self.runs.flush(conn)
+    }
 }
 
 /// Projects every event already in the journal whose kind matches the SQL

@@ -48,6 +48,23 @@ pub use query::{
 /// Events must be applied in sequence order. Events of no run (jobs,
 /// restarts, snapshots) change nothing.
 pub fn apply(conn: &Connection, seq: Seq, at_ms: i64, event: &Event) -> rusqlite::Result<()> {
+    let mut runs = RunDeltas::default();
+    apply_deferred(conn, seq, at_ms, event, &mut runs)?;
+    runs.flush(conn)
+}
+
+/// [`apply`], except that the run's counters are only added to `runs`
+/// when `event` changes nothing else of the run row: a batch of events of
+/// one run (the applier settles thousands of keys per transaction) then
+/// updates the run's row once, in [`RunDeltas::flush`], rather than once
+/// per event. The caller must flush before its transaction ends.
+pub(crate) fn apply_deferred(
+    conn: &Connection,
+    seq: Seq,
+    at_ms: i64,
+    event: &Event,
+    runs: &mut RunDeltas,
+) -> rusqlite::Result<()> {
     let Some(run_id) = event.run_id() else {
         // Only an ErrorRecorded without a run gets here with work to do.
         if let Event::ErrorRecorded { .. } = event {
@@ -56,6 +73,9 @@ pub fn apply(conn: &Connection, seq: Seq, at_ms: i64, event: &Event) -> rusqlite
         return Ok(());
     };
     let mut delta = Delta::default();
+    // Whether the event changes only the run's counters, which may wait
+    // in `runs`.
+    let mut only_counts = true;
     match event {
         Event::KeyDirtied { db, key, event, .. } => {
             let seen = mark_seen(conn, run_id, *db, key, seq, at_ms, event, "dirty")?;
@@ -95,16 +115,66 @@ pub fn apply(conn: &Connection, seq: Seq, at_ms: i64, event: &Event) -> rusqlite
             delta.dirty_keys_skipped = 1;
         }
         Event::BatchCommitted { .. } => delta.batches = 1,
-        Event::ErrorRecorded { .. } => insert_error(conn, seq, at_ms, event)?,
-        // The rest only set run columns (update_run).
-        _ => {}
+        Event::ErrorRecorded { .. } => {
+            insert_error(conn, seq, at_ms, event)?;
+            only_counts = false;
+        }
+        // The rest set run columns (update_run).
+        _ => only_counts = false,
     }
-    touch_run(conn, run_id, seq, at_ms, &delta)?;
+    runs.add(conn, run_id, seq, at_ms, &delta)?;
+    if only_counts {
+        return Ok(());
+    }
+    // update_run needs the run's row, which the flush creates.
+    runs.flush(conn)?;
     update_run(conn, run_id, seq, at_ms, event)
 }
 
-/// Increments to a run's counters, added by [`touch_run`].
+/// Run counter increments not written yet: consecutive events of one run
+/// add up here, and [`RunDeltas::flush`] writes them with one `UPDATE`.
 #[derive(Default)]
+pub(crate) struct RunDeltas {
+    /// The run, its latest event's sequence number and time, and the sum
+    /// of its events' increments since the last flush.
+    pending: Option<(String, Seq, i64, Delta)>,
+}
+
+impl RunDeltas {
+    /// Adds the increments of run `run_id`'s event `seq`, flushing first
+    /// if another run's are pending.
+    fn add(
+        &mut self,
+        conn: &Connection,
+        run_id: &str,
+        seq: Seq,
+        at_ms: i64,
+        delta: &Delta,
+    ) -> rusqlite::Result<()> {
+        if self.pending.as_ref().is_some_and(|(run, ..)| run != run_id) {
+            self.flush(conn)?;
+        }
+        match &mut self.pending {
+            Some((_, last_seq, last_at, sum)) => {
+                (*last_seq, *last_at) = (seq, at_ms);
+                sum.add(delta);
+            }
+            None => self.pending = Some((run_id.to_string(), seq, at_ms, delta.clone())),
+        }
+        Ok(())
+    }
+
+    /// Writes the pending increments (creating the run's row if needed).
+    pub(crate) fn flush(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+        match self.pending.take() {
+            Some((run_id, seq, at_ms, delta)) => touch_run(conn, &run_id, seq, at_ms, &delta),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Increments to a run's counters, added by [`touch_run`].
+#[derive(Default, Clone)]
 struct Delta {
     batches: i64,
     dirty_keys_seen: i64,
@@ -112,6 +182,17 @@ struct Delta {
     dirty_keys_applied: i64,
     dirty_keys_deleted: i64,
     dirty_keys_skipped: i64,
+}
+
+impl Delta {
+    fn add(&mut self, other: &Delta) {
+        self.batches += other.batches;
+        self.dirty_keys_seen += other.dirty_keys_seen;
+        self.dirty_events += other.dirty_events;
+        self.dirty_keys_applied += other.dirty_keys_applied;
+        self.dirty_keys_deleted += other.dirty_keys_deleted;
+        self.dirty_keys_skipped += other.dirty_keys_skipped;
+    }
 }
 
 /// Creates the run if it has no row yet, records that `seq` is its latest
