@@ -9,6 +9,7 @@ use crate::error::StoreError;
 use crate::keys::{self, NewRow};
 use crate::keyvalue::KeyValue;
 use crate::store::Store;
+use crate::string::Expiry;
 use crate::write::{Tx, Write};
 
 impl Tx<'_> {
@@ -27,23 +28,24 @@ impl Tx<'_> {
             self.delete_key(db, key)?;
             return Ok(());
         }
-        let string = match value {
-            KeyValue::String(bytes) => Some(bytes.as_slice()),
-            _ => None,
-        };
+        if let KeyValue::String(bytes) = value {
+            // One statement when the key is new or a live string (the dirty
+            // applier re-imports keys the bulk copy wrote), instead of an
+            // insert attempt, a lookup and an update.
+            let expiry = expire_at_ms.map_or(Expiry::Persist, Expiry::At);
+            return self.string_set(db, key, bytes, expiry);
+        }
         let id = self.put_row(
             db,
             key,
             &NewRow {
                 kind: value.kind(),
                 expire_at_ms,
-                string,
+                string: None,
             },
         )?;
-        if string.is_none() {
-            let len = elements::append(self.conn(), id, 0, value)?;
-            keys::set_shape(self.conn(), id, len, 0)?;
-        }
+        let len = elements::append(self.conn(), id, 0, value)?;
+        keys::set_shape(self.conn(), id, len, 0)?;
         Ok(())
     }
 
