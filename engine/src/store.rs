@@ -150,6 +150,20 @@ impl Store {
         self.shared.write_with(isolation, op)
     }
 
+    /// Like [`Store::write_with`], but when the writer has been idle a
+    /// while `op` runs at once on this thread, in a transaction of its own,
+    /// sparing a lone write the hand-over to the writer thread and back
+    /// (see `WriterConfig::inline_after_idle`); under load it is queued
+    /// like any write. For short writes whose latency matters, such as a
+    /// client's command.
+    pub fn write_now_if_idle<R, F>(&self, isolation: Isolation, op: F) -> Write<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.shared.write_now_if_idle(isolation, op)
+    }
+
     /// Runs `op` on a read-only connection inside one read transaction, so
     /// all its reads see the same committed state: every write that
     /// resolved before the call, and nothing uncommitted.

@@ -50,8 +50,26 @@ impl Shared {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
+        self.submit(isolation, false, op)
+    }
+
+    /// Like [`Shared::write_with`], but runs `op` at once on this thread
+    /// when the writer is idle (see `WriterHandle::run_now_if_idle`).
+    pub(crate) fn write_now_if_idle<R, F>(self: &Arc<Self>, isolation: Isolation, op: F) -> Write<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
+        self.submit(isolation, true, op)
+    }
+
+    fn submit<R, F>(self: &Arc<Self>, isolation: Isolation, now_if_idle: bool, op: F) -> Write<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
+    {
         let shared = Arc::clone(self);
-        let pending = self.writer.submit_with(isolation, move |conn| {
+        let job = move |conn: &Connection| {
             let mut tx = Tx {
                 conn,
                 now: shared.clock.now(),
@@ -60,7 +78,12 @@ impl Shared {
             };
             let value = op(&mut tx)?;
             Ok((value, tx.expired))
-        });
+        };
+        let pending = if now_if_idle {
+            self.writer.run_now_if_idle(isolation, job)
+        } else {
+            self.writer.submit_with(isolation, job)
+        };
         Write { pending }
     }
 }

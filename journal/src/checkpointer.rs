@@ -98,7 +98,7 @@ impl Shared {
 /// The background checkpoint thread of one writer connection.
 pub(crate) struct Checkpointer {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Checkpointer {
@@ -126,12 +126,12 @@ impl Checkpointer {
                     .spawn(move || run(own, &background))
                     .map_err(|e| e.to_string())
             });
-        let mut checkpointer = Self {
+        let checkpointer = Self {
             shared,
-            thread: None,
+            thread: Mutex::new(None),
         };
         let installed = started.and_then(|thread| {
-            checkpointer.thread = Some(thread);
+            *lock(&checkpointer.thread) = Some(thread);
             checkpointer.hook(writer).map_err(|e| e.to_string())
         });
         match installed {
@@ -172,7 +172,7 @@ impl Checkpointer {
     /// the next commit if a background pass (or another process) holds the
     /// checkpoint lock, or a reader's snapshot still needs part of the WAL.
     pub(crate) fn catch_up(&self, writer: &Connection) {
-        if self.shared.frames.load(Ordering::Acquire) < CATCH_UP_AT {
+        if !self.due() {
             return;
         }
         match writer.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
@@ -190,9 +190,14 @@ impl Checkpointer {
         }
     }
 
+    /// Whether the WAL is long enough for [`Checkpointer::catch_up`].
+    pub(crate) fn due(&self) -> bool {
+        self.shared.frames.load(Ordering::Acquire) >= CATCH_UP_AT
+    }
+
     /// Stops the background thread and closes its connection.
-    pub(crate) fn stop(&mut self) {
-        if let Some(thread) = self.thread.take() {
+    pub(crate) fn stop(&self) {
+        if let Some(thread) = lock(&self.thread).take() {
             self.shared.stop.store(true, Ordering::Release);
             self.shared.kick();
             let _ = thread.join();
@@ -204,6 +209,10 @@ impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A read-write connection to `path` with the writer's `synchronous`

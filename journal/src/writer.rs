@@ -22,7 +22,8 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,6 +33,8 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::checkpointer::Checkpointer;
+
+mod inline;
 
 /// Work to run on the writer thread once a job's fate is known: `true`
 /// when its transaction committed, `false` when the job failed or its
@@ -74,6 +77,11 @@ pub struct WriterConfig {
     /// processes wait on SQLite's write lock (its busy handler is unfair, so
     /// long transactions starve them).
     pub max_batch_duration: Duration,
+    /// How long the writer must have been idle (nothing queued, no commit)
+    /// before [`WriterHandle::run_now_if_idle`] runs a job on the caller's
+    /// thread instead of handing it over (see `writer/inline.rs`). `None`
+    /// never does.
+    pub inline_after_idle: Option<Duration>,
 }
 
 impl Default for WriterConfig {
@@ -81,6 +89,7 @@ impl Default for WriterConfig {
         Self {
             max_batch_jobs: 4096,
             max_batch_duration: Duration::from_millis(20),
+            inline_after_idle: Some(Duration::from_micros(200)),
         }
     }
 }
@@ -183,7 +192,29 @@ where
 
 enum Msg {
     Job(Job),
+    /// A job run on a caller's thread left the WAL due for the writer's
+    /// catch-up checkpoint, which only the writer thread runs.
+    CatchUp,
     Shutdown,
+}
+
+/// What the writer thread and its handles share.
+struct Shared {
+    /// The read-write connection: locked by the writer thread for each
+    /// batch, and by [`WriterHandle::run_now_if_idle`] for a job it runs
+    /// itself. `None` once the writer has shut down.
+    conn: Mutex<Option<Connection>>,
+    /// Jobs handed to the writer thread and not answered yet.
+    queued: AtomicUsize,
+    /// When the last batch ended, and whether a caller may run a job.
+    idle: inline::Idle,
+    checkpointer: Option<Checkpointer>,
+}
+
+impl Shared {
+    fn lock_conn(&self) -> MutexGuard<'_, Option<Connection>> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// A write whose transaction has not been answered yet.
@@ -226,6 +257,7 @@ impl<R, E> Future for Pending<R, E> {
 #[derive(Clone)]
 pub struct WriterHandle {
     tx: Sender<Msg>,
+    shared: Arc<Shared>,
 }
 
 impl WriterHandle {
@@ -258,10 +290,49 @@ impl WriterHandle {
             reply,
             isolation,
         };
+        self.hand_over(Box::new(job));
+        Pending { rx }
+    }
+
+    /// Like [`WriterHandle::submit_with`], but when the writer has been
+    /// idle a while (see [`WriterConfig::inline_after_idle`]) the job runs
+    /// at once on this thread, in a transaction of its own, and the
+    /// returned [`Pending`] is already resolved: a lone write then costs no
+    /// hand-over to the writer thread and back. Under load it is queued
+    /// like any other. The job must be short: it may hold up this thread
+    /// for one commit.
+    pub fn run_now_if_idle<R, E, F>(&self, isolation: Isolation, op: F) -> Pending<R, E>
+    where
+        R: Send + 'static,
+        E: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let job = Box::new(Submitted {
+            op,
+            reply,
+            isolation,
+        });
+        if let Some(job) = inline::try_run(&self.shared, job) {
+            self.hand_over(job);
+        } else if self
+            .shared
+            .checkpointer
+            .as_ref()
+            .is_some_and(Checkpointer::due)
+        {
+            let _ = self.tx.send(Msg::CatchUp);
+        }
+        Pending { rx }
+    }
+
+    fn hand_over(&self, job: Job) {
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
         // If the writer is gone the job is dropped with its reply sender, and
         // the Pending resolves to WriterGone.
-        let _ = self.tx.send(Msg::Job(Box::new(job)));
-        Pending { rx }
+        if self.tx.send(Msg::Job(job)).is_err() {
+            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 }
 
@@ -274,13 +345,21 @@ pub struct Writer {
 impl Writer {
     /// Starts the writer thread on `conn`, which must be a read-write
     /// connection (see [`crate::connection::open_rw`]).
-    pub fn spawn(conn: Connection, config: WriterConfig) -> std::io::Result<Self> {
+    pub fn spawn(mut conn: Connection, config: WriterConfig) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
+        let checkpointer = Checkpointer::attach(&mut conn);
+        let shared = Arc::new(Shared {
+            idle: inline::Idle::new(&conn, config.inline_after_idle),
+            conn: Mutex::new(Some(conn)),
+            queued: AtomicUsize::new(0),
+            checkpointer,
+        });
+        let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("keyferry-writer".into())
-            .spawn(move || run(conn, rx, config))?;
+            .spawn(move || run(&thread_shared, &rx, &config))?;
         Ok(Self {
-            handle: WriterHandle { tx },
+            handle: WriterHandle { tx, shared },
             thread: Some(thread),
         })
     }
@@ -321,69 +400,117 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn run(mut conn: Connection, rx: Receiver<Msg>, config: WriterConfig) {
-    // Declared after `conn`, so it stops (and closes its connection) before
-    // `conn` closes: the last connection to close removes the WAL.
-    let checkpointer = Checkpointer::attach(&mut conn);
+fn run(shared: &Shared, rx: &Receiver<Msg>, config: &WriterConfig) {
     loop {
         let first = match rx.recv() {
             Ok(Msg::Job(job)) => job,
-            Ok(Msg::Shutdown) | Err(_) => return,
-        };
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            let e = Arc::new(e);
-            metrics::counter!("keyferry_writer_transaction_errors_total").increment(1);
-            tracing::warn!(error = %e, "could not begin a write transaction");
-            // Nothing was written; the caller gets the error and may retry.
-            first.reject(e);
-            continue;
-        }
-        let started = Instant::now();
-        let mut delivered = Vec::with_capacity(16);
-        let mut poisoned = None;
-        let mut shutdown = false;
-        run_job(&conn, first, &mut delivered, &mut poisoned);
-        while poisoned.is_none()
-            && delivered.len() < config.max_batch_jobs
-            && started.elapsed() < config.max_batch_duration
-        {
-            match rx.try_recv() {
-                Ok(Msg::Job(job)) => run_job(&conn, job, &mut delivered, &mut poisoned),
-                Ok(Msg::Shutdown) => {
-                    shutdown = true;
-                    break;
+            Ok(Msg::CatchUp) => {
+                if let (Some(checkpointer), Some(conn)) =
+                    (&shared.checkpointer, shared.lock_conn().as_ref())
+                {
+                    checkpointer.catch_up(conn);
                 }
-                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+                continue;
             }
-        }
-        let commit_started = Instant::now();
-        let committed = match poisoned.map_or_else(|| conn.execute_batch("COMMIT"), Err) {
-            Ok(()) => Ok(()),
+            Ok(Msg::Shutdown) | Err(_) => break,
+        };
+        let guard = shared.lock_conn();
+        let conn = guard
+            .as_ref()
+            .expect("only this thread closes the connection");
+        let ended = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => run_batch(conn, first, Some((rx, config))),
             Err(e) => {
-                // A failed COMMIT (disk full, I/O error) may leave the
-                // transaction open, and a poisoned batch must not commit at
-                // all: roll back so the next batch starts clean.
-                let _ = conn.execute_batch("ROLLBACK");
+                let e = Arc::new(e);
                 metrics::counter!("keyferry_writer_transaction_errors_total").increment(1);
-                tracing::error!(error = %e, "write transaction failed to commit");
-                Err(Arc::new(e))
+                tracing::warn!(error = %e, "could not begin a write transaction");
+                // Nothing was written; the caller gets the error and may retry.
+                first.reject(e);
+                BatchEnd {
+                    jobs: 1,
+                    shutdown: false,
+                }
             }
         };
-        run_hooks_from(0, committed.is_ok());
-        metrics::histogram!("keyferry_writer_commit_seconds")
-            .record(commit_started.elapsed().as_secs_f64());
-        metrics::histogram!("keyferry_writer_batch_jobs").record(delivered.len() as f64);
-        metrics::counter!("keyferry_writer_transactions_total").increment(1);
-        for ran in delivered {
-            (ran.deliver)(committed.clone());
+        shared.queued.fetch_sub(ended.jobs, Ordering::SeqCst);
+        if let Some(checkpointer) = &shared.checkpointer {
+            checkpointer.catch_up(conn);
         }
-        if let Some(checkpointer) = &checkpointer {
-            checkpointer.catch_up(&conn);
-        }
-        if shutdown {
-            return;
+        shared.idle.ended_batch();
+        drop(guard);
+        if ended.shutdown {
+            break;
         }
     }
+    // The checkpointer's connection closes before the writer's: the last
+    // connection to close removes the WAL.
+    if let Some(checkpointer) = &shared.checkpointer {
+        checkpointer.stop();
+    }
+    drop(shared.lock_conn().take());
+}
+
+/// How a batch ended.
+struct BatchEnd {
+    /// Jobs it answered.
+    jobs: usize,
+    /// A shutdown request was read while collecting it.
+    shutdown: bool,
+}
+
+/// Runs `first`, then (given the writer's queue) whatever else is already
+/// queued up to the batch limits, inside the transaction the caller began;
+/// commits (or rolls back a poisoned batch), runs the after-commit hooks,
+/// and answers every job.
+fn run_batch(
+    conn: &Connection,
+    first: Job,
+    queue: Option<(&Receiver<Msg>, &WriterConfig)>,
+) -> BatchEnd {
+    let started = Instant::now();
+    let mut delivered = Vec::with_capacity(16);
+    let mut poisoned = None;
+    let mut shutdown = false;
+    run_job(conn, first, &mut delivered, &mut poisoned);
+    while let Some((rx, config)) = queue
+        && poisoned.is_none()
+        && delivered.len() < config.max_batch_jobs
+        && started.elapsed() < config.max_batch_duration
+    {
+        match rx.try_recv() {
+            Ok(Msg::Job(job)) => run_job(conn, job, &mut delivered, &mut poisoned),
+            // The catch-up follows every batch anyway.
+            Ok(Msg::CatchUp) => {}
+            Ok(Msg::Shutdown) => {
+                shutdown = true;
+                break;
+            }
+            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+        }
+    }
+    let commit_started = Instant::now();
+    let committed = match poisoned.map_or_else(|| conn.execute_batch("COMMIT"), Err) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            // A failed COMMIT (disk full, I/O error) may leave the
+            // transaction open, and a poisoned batch must not commit at
+            // all: roll back so the next batch starts clean.
+            let _ = conn.execute_batch("ROLLBACK");
+            metrics::counter!("keyferry_writer_transaction_errors_total").increment(1);
+            tracing::error!(error = %e, "write transaction failed to commit");
+            Err(Arc::new(e))
+        }
+    };
+    run_hooks_from(0, committed.is_ok());
+    metrics::histogram!("keyferry_writer_commit_seconds")
+        .record(commit_started.elapsed().as_secs_f64());
+    metrics::histogram!("keyferry_writer_batch_jobs").record(delivered.len() as f64);
+    metrics::counter!("keyferry_writer_transactions_total").increment(1);
+    let jobs = delivered.len();
+    for ran in delivered {
+        (ran.deliver)(committed.clone());
+    }
+    BatchEnd { jobs, shutdown }
 }
 
 /// Runs `job` isolated as it asked, keeping its effects only if it

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use keyferry_engine::blocking::{LimitReached, WaitQueues};
-use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, blocking, lookup};
+use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, Undo, blocking, lookup};
 use keyferry_engine::reply::errors;
 use keyferry_engine::{Db, Protocol, Reply, StoreError};
 use keyferry_journal::Isolation;
@@ -86,6 +86,16 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
         &[("channels", -2), ("numsub", -2), ("numpat", 2), ("help", 2)],
     ),
 ];
+
+/// Whether `spec` may run on the connection's own thread when the writer is
+/// idle (`Store::write_now_if_idle`): commands that are cheap whatever the
+/// keyspace holds (Redis's `fast` ones, the blocking pops, and the hot
+/// commands that run without a savepoint), never one that may scan a
+/// database (`FLUSHALL`, `KEYS`, `EXEC` of anything), which would hold up
+/// the other connections served by that thread.
+fn runs_now_if_idle(spec: &CommandSpec) -> bool {
+    spec.has_flag("fast") || spec.has_flag("blocking") || spec.undo == Undo::NothingWrittenOnError
+}
 
 /// Commands a RESP2 client may send while subscribed.
 const SUBSCRIBED_CONTEXT: &[&str] = &[
@@ -355,34 +365,32 @@ impl Session {
         // (disconnect, kill, shutdown), it leaves nothing in the queues.
         let guard = Waiting::new(Arc::clone(&self.server.keyspace.waits), &self.client);
         let abandoned = Arc::clone(&guard.abandoned);
-        let write =
-            self.server
-                .store
-                .write_with(Isolation::NoneWhenFailureWritesNothing, move |tx| {
-                    let reply = transaction::run_alone(spec, tx, &ctx, &argv, &shared)?;
-                    let (Reply::Null | Reply::NullArray, Ok(parsed)) =
-                        (&reply, blocking::parse(&argv))
-                    else {
-                        return Ok(Some(reply));
-                    };
-                    let deliver = Box::new(move |reply| {
-                        // The client may have gone: nobody to tell.
-                        let _ = send.send(reply);
-                    });
-                    let deadline = parsed.timeout.map(|t| Instant::now() + t);
-                    let waits = &shared.waits;
-                    match waits.register(client, ctx.db, parsed.keys, parsed.op, deadline, deliver)
-                    {
-                        Ok(id) => {
-                            // The guard went while this job waited in line.
-                            if abandoned.load(Ordering::SeqCst) {
-                                waits.cancel(id);
-                            }
-                            Ok(None)
-                        }
-                        Err(LimitReached(text)) => Ok(Some(Reply::Error(text))),
-                    }
+        let write = self.server.store.write_now_if_idle(
+            Isolation::NoneWhenFailureWritesNothing,
+            move |tx| {
+                let reply = transaction::run_alone(spec, tx, &ctx, &argv, &shared)?;
+                let (Reply::Null | Reply::NullArray, Ok(parsed)) = (&reply, blocking::parse(&argv))
+                else {
+                    return Ok(Some(reply));
+                };
+                let deliver = Box::new(move |reply| {
+                    // The client may have gone: nobody to tell.
+                    let _ = send.send(reply);
                 });
+                let deadline = parsed.timeout.map(|t| Instant::now() + t);
+                let waits = &shared.waits;
+                match waits.register(client, ctx.db, parsed.keys, parsed.op, deadline, deliver) {
+                    Ok(id) => {
+                        // The guard went while this job waited in line.
+                        if abandoned.load(Ordering::SeqCst) {
+                            waits.cancel(id);
+                        }
+                        Ok(None)
+                    }
+                    Err(LimitReached(text)) => Ok(Some(Reply::Error(text))),
+                }
+            },
+        );
         self.keep_blocked(Box::pin(async move {
             let guard = guard;
             match write.await {
@@ -412,10 +420,13 @@ impl Session {
     where
         F: FnOnce(&mut keyferry_engine::Tx<'_>) -> Result<Reply, StoreError> + Send + 'static,
     {
-        let write = self
-            .server
-            .store
-            .write_with(Isolation::NoneWhenFailureWritesNothing, op);
+        let store = &self.server.store;
+        let isolation = Isolation::NoneWhenFailureWritesNothing;
+        let write = if runs_now_if_idle(spec) {
+            store.write_now_if_idle(isolation, op)
+        } else {
+            store.write_with(isolation, op)
+        };
         self.pending(spec, Box::pin(resolve(write))).await;
     }
 
@@ -505,13 +516,13 @@ impl Session {
     fn unwatch_silently(&mut self) {
         let watch = Arc::clone(&self.watch);
         // Ordered with this client's other writer jobs; nothing to answer.
-        let done =
-            self.server
-                .store
-                .write_with(Isolation::NoneWhenFailureWritesNothing, move |_| {
-                    lock(&watch).clear();
-                    Ok(())
-                });
+        let done = self.server.store.write_now_if_idle(
+            Isolation::NoneWhenFailureWritesNothing,
+            move |_| {
+                lock(&watch).clear();
+                Ok(())
+            },
+        );
         drop(done);
     }
 

@@ -203,3 +203,71 @@ fn after_commit_hooks_learn_whether_their_job_committed() {
     heard.sort();
     assert_eq!(heard, [("failed", false), ("kept", true)]);
 }
+
+/// Runs a job that records `name` through `run_now_if_idle` and answers
+/// the thread it ran on.
+fn run_now_if_idle(writer: &Writer, name: &'static str) -> std::thread::ThreadId {
+    writer
+        .handle()
+        .run_now_if_idle(Isolation::Savepoint, move |conn| {
+            insert(conn, name)?;
+            Ok::<_, rusqlite::Error>(std::thread::current().id())
+        })
+        .wait()
+        .expect(name)
+}
+
+fn writer_idle_after(durability: Durability, idle: Duration) -> (TempDir, Writer) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let conn = open_rw(&dir.path().join("w.sqlite"), durability).expect("open");
+    conn.execute_batch("CREATE TABLE t (job TEXT NOT NULL)")
+        .expect("table");
+    let config = WriterConfig {
+        inline_after_idle: Some(idle),
+        ..WriterConfig::default()
+    };
+    (dir, Writer::spawn(conn, config).expect("spawn"))
+}
+
+#[test]
+fn an_idle_writer_lets_the_caller_run_a_job_itself_then_batches_again() {
+    let (dir, writer) = writer_idle_after(Durability::Normal, Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(300));
+    let caller = std::thread::current().id();
+    assert_eq!(run_now_if_idle(&writer, "alone"), caller);
+    // A batch just ended (the caller's own): the next job goes to the
+    // writer thread, where group commit happens.
+    assert_ne!(run_now_if_idle(&writer, "right after"), caller);
+    assert_eq!(committed_jobs(&dir), ["alone", "right after"]);
+}
+
+#[test]
+fn a_job_never_overtakes_queued_work() {
+    let (dir, writer) = writer();
+    std::thread::sleep(Duration::from_millis(5));
+    let (open, gate) = gate(&writer);
+    let handle = writer.handle();
+    let later = std::thread::spawn(move || {
+        handle
+            .run_now_if_idle(Isolation::Savepoint, |conn| insert(conn, "later"))
+            .wait()
+    });
+    // Still blocked behind the gate, whichever thread it is queued on.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!later.is_finished());
+    open.send(()).expect("release gate");
+    gate.wait().expect("gate");
+    later.join().expect("thread").expect("later");
+    assert_eq!(committed_jobs(&dir), ["gate", "later"]);
+}
+
+#[test]
+fn commits_that_fsync_never_run_on_the_caller() {
+    let (dir, writer) = writer_idle_after(Durability::Full, Duration::from_micros(1));
+    std::thread::sleep(Duration::from_millis(5));
+    assert_ne!(
+        run_now_if_idle(&writer, "durable"),
+        std::thread::current().id()
+    );
+    assert_eq!(committed_jobs(&dir), ["durable"]);
+}
