@@ -33,6 +33,7 @@ use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use crate::checkpointer::Checkpointer;
+pub use crate::checkpointer::WalPolicy;
 
 mod inline;
 
@@ -82,6 +83,8 @@ pub struct WriterConfig {
     /// thread instead of handing it over (see `writer/inline.rs`). `None`
     /// never does.
     pub inline_after_idle: Option<Duration>,
+    /// When the WAL is checkpointed.
+    pub wal: WalPolicy,
 }
 
 impl Default for WriterConfig {
@@ -90,6 +93,7 @@ impl Default for WriterConfig {
             max_batch_jobs: 4096,
             max_batch_duration: Duration::from_millis(20),
             inline_after_idle: Some(Duration::from_micros(200)),
+            wal: WalPolicy::default(),
         }
     }
 }
@@ -347,7 +351,7 @@ impl Writer {
     /// connection (see [`crate::connection::open_rw`]).
     pub fn spawn(mut conn: Connection, config: WriterConfig) -> std::io::Result<Self> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        let checkpointer = Checkpointer::attach(&mut conn);
+        let checkpointer = Checkpointer::attach(&mut conn, config.wal);
         let shared = Arc::new(Shared {
             idle: inline::Idle::new(&conn, config.inline_after_idle),
             conn: Mutex::new(Some(conn)),
