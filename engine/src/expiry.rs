@@ -8,14 +8,23 @@
 //! `max_reaped_per_tick` elements of trashed keys, so the write lock is
 //! never held for long. A tick that hit a limit is followed by another at
 //! once, so a backlog drains quickly; otherwise the sweeper sleeps.
+//!
+//! Before each tick the sweeper asks a read-only connection of its own
+//! whether anything is due: an idle server then runs no write transaction
+//! ten times a second, which woke the writer thread and held up whichever
+//! client write arrived during it (a visible share of the wake latency's
+//! 99th percentile).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
+use keyferry_journal::connection::open_ro;
+use rusqlite::Connection;
 
-use crate::db::STAGING;
+use crate::db::{STAGING, TRASH};
 use crate::error::StoreError;
 use crate::keys;
 use crate::store::Store;
@@ -95,6 +104,17 @@ fn sweep_once(shared: &Arc<Shared>, config: SweeperConfig) -> Write<SweepReport>
     shared.write(move |tx| tx.sweep(&config))
 }
 
+/// Whether a sweep at `now` would find anything to do: an expired key (or
+/// abandoned staged import), or a trashed key to reap.
+fn work_due(reader: &Connection, now: i64) -> rusqlite::Result<bool> {
+    reader
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM keys WHERE expire_at_ms IS NOT NULL AND expire_at_ms <= ?1)
+                 OR EXISTS (SELECT 1 FROM keys WHERE db = ?2)",
+        )?
+        .query_row(rusqlite::params![now, TRASH], |r| r.get(0))
+}
+
 /// The background sweeper thread; stops when dropped.
 pub(crate) struct Sweeper {
     stop: Option<Sender<()>>,
@@ -102,9 +122,10 @@ pub(crate) struct Sweeper {
 }
 
 impl Sweeper {
-    /// Starts a sweeper ticking every `interval`.
+    /// Starts a sweeper ticking every `interval` on the database at `path`.
     pub(crate) fn spawn(
         shared: Arc<Shared>,
+        path: PathBuf,
         config: SweeperConfig,
         interval: Duration,
     ) -> std::io::Result<Self> {
@@ -112,8 +133,22 @@ impl Sweeper {
         let thread = std::thread::Builder::new()
             .name("keyferry-sweeper".into())
             .spawn(move || {
+                // Without it every tick is a write, as if work were due.
+                let reader = open_ro(&path)
+                    .inspect_err(
+                        |error| tracing::warn!(%error, "the sweeper checks for work by writing"),
+                    )
+                    .ok();
                 loop {
-                    let pause = match sweep_once(&shared, config.clone()).wait() {
+                    let due = reader
+                        .as_ref()
+                        .is_none_or(|reader| work_due(reader, shared.clock.now()).unwrap_or(true));
+                    let swept = if due {
+                        sweep_once(&shared, config.clone()).wait()
+                    } else {
+                        Ok(SweepReport::default())
+                    };
+                    let pause = match swept {
                         Ok(report) if report.hit_limit(&config) => Duration::ZERO,
                         Ok(_) => interval,
                         Err(StoreError::Closed) => return,

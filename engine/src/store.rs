@@ -92,6 +92,7 @@ impl Store {
         let sweeper = match config.sweeper.interval {
             Some(interval) => Some(Sweeper::spawn(
                 Arc::clone(&shared),
+                path.to_path_buf(),
                 config.sweeper.clone(),
                 interval,
             )?),
