@@ -4,7 +4,9 @@ reply, measured against a server on the given port.
 
     python3 scripts/bench_wake.py PORT [SAMPLES]
 
-Prints p50/p99/max in microseconds. `scripts/bench_wake.sh` runs it against
+Prints p50/p99/max in microseconds, then the same for a lone RPUSH round
+trip on the producer's connection after the same 0.5 ms pause with no
+waiter (what a wake-up costs beyond a plain write). `scripts/bench_wake.sh` runs it against
 redis-server and keyferry serve in the same run. Both connections are raw
 sockets (no client library on the path); the waiter is a thread of this
 process, so both timestamps come from one clock."""
@@ -68,9 +70,20 @@ def main() -> None:
         while len(latencies) <= i:
             time.sleep(0)
     t.join()
-    us = sorted(x * 1e6 for x in latencies[samples // 10 :])  # drop warm-up
+    lone = []
+    for i in range(samples):
+        time.sleep(0.0005)
+        started_at = time.perf_counter()
+        producer.sendall(encode("RPUSH", "lone", "v"))
+        read_reply(producer, b"\r\n")
+        lone.append(time.perf_counter() - started_at)
+    print(f"wake {summary(latencies)}; lone RPUSH {summary(lone)}")
+
+
+def summary(latencies: list) -> str:
+    us = sorted(x * 1e6 for x in latencies[len(latencies) // 10 :])  # drop warm-up
     p = lambda q: us[min(len(us) - 1, int(q * len(us)))]
-    print(f"p50={p(0.50):.0f}us p99={p(0.99):.0f}us max={us[-1]:.0f}us mean={statistics.mean(us):.0f}us")
+    return f"p50={p(0.50):.0f}us p99={p(0.99):.0f}us max={us[-1]:.0f}us mean={statistics.mean(us):.0f}us"
 
 
 if __name__ == "__main__":

@@ -380,6 +380,54 @@ fn the_tracker_refuses_without_notifications_and_restores_what_it_enabled() {
 }
 
 #[test]
+fn a_tracker_whose_source_went_away_still_stops_when_asked() {
+    let source = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (dest, dest_arg) = destination(&dir);
+    let from = source.url();
+    let mut tracker = spawn(&[
+        "tracker",
+        "start",
+        "--enable-notifications",
+        "--run-id",
+        "gone",
+        "--from",
+        from.as_str(),
+        "--to",
+        dest_arg.as_str(),
+    ]);
+    wait_until("the tracker to connect", || {
+        tracker_connected(&dest, "gone")
+    });
+    drop(source);
+    wait_until("the tracker to notice", || {
+        !tracker_connected(&dest, "gone")
+    });
+    assert_ok(
+        &keyferry(&["tracker", "stop", "--run-id", "gone", "--to", &dest_arg]),
+        "tracker stop",
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = tracker.try_wait().expect("poll the tracker") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = tracker.kill();
+            panic!("the tracker did not stop within 20 s of `tracker stop`");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status}");
+    let warned: i64 = query(
+        &dest,
+        "SELECT COUNT(*) FROM migration_errors
+         WHERE run_id = 'gone' AND message LIKE 'stopped without restoring%'",
+    );
+    assert_eq!(warned, 1);
+}
+
+#[test]
 fn migrate_with_manual_cutover_waits_for_the_operator() {
     use std::io::{BufRead, BufReader};
     let source = source();

@@ -430,12 +430,28 @@ impl State {
     }
 
     /// A clean stop: restores notifications and records the tracker gone.
+    ///
+    /// A source that cannot be reached does not keep the tracker running:
+    /// failing here would only restart it under the supervisor, and the
+    /// new incarnation would not see the stop asked of the old one. The
+    /// setting left on the source is recorded as a warning instead.
     async fn stop(&mut self) -> Result<(), MigrationError> {
         if let Some(reader) = self.reader.take() {
             reader.abort();
         }
         let run = &self.config.run;
-        restore_notifications(run).await?;
+        if let Err(e) = restore_notifications(run).await {
+            run.record_error(
+                NAME,
+                Severity::Warning,
+                format!(
+                    "stopped without restoring notify-keyspace-events on the source \
+                     (restore it by hand): {e}"
+                ),
+                None,
+            )
+            .await?;
+        }
         metrics::gauge!("keyferry_tracker_connected").set(0.0);
         run.record(vec![Event::TrackerState {
             run_id: run.id.clone(),
