@@ -43,14 +43,54 @@ fn keyferry(args: &[&str]) -> Output {
         .expect("run keyferry")
 }
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start keyferry")
+fn spawn(args: &[&str]) -> Spawned {
+    Spawned(Some(
+        Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start keyferry"),
+    ))
+}
+
+/// A `keyferry` child process, killed when dropped: a test that fails
+/// half-way must not leave a tracker running after it.
+struct Spawned(Option<Child>);
+
+impl Spawned {
+    /// Waits for the process and collects its output.
+    fn wait_with_output(mut self) -> std::io::Result<Output> {
+        self.0
+            .take()
+            .expect("not yet waited for")
+            .wait_with_output()
+    }
+}
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("not yet waited for")
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not yet waited for")
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            // Already reaped when the test waited for it: both fail
+            // harmlessly then.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 fn assert_ok(out: &Output, what: &str) {
