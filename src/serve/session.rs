@@ -422,11 +422,18 @@ impl Session {
     {
         let store = &self.server.store;
         let isolation = Isolation::NoneWhenFailureWritesNothing;
+        let waits = &self.server.keyspace.waits;
+        let blocked_before = waits.blocked();
         let write = if runs_now_if_idle(spec) {
             store.write_now_if_idle(isolation, op)
         } else {
             store.write_with(isolation, op)
         };
+        if waits.blocked() < blocked_before {
+            // The write ran here and served blocked clients: let their
+            // replies go out before this one, as their wait was longer.
+            tokio::task::yield_now().await;
+        }
         self.pending(spec, Box::pin(resolve(write))).await;
     }
 
