@@ -21,8 +21,8 @@
 //! the fence resolves. `PUBLISH` would not do: `CLIENT PAUSE WRITE` blocks
 //! it, while PING passes.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures_util::{FutureExt, StreamExt};
@@ -140,9 +140,12 @@ pub async fn restore_notifications(run: &Run) -> Result<(), MigrationError> {
 
 /// The supervisor's child spec for a tracker.
 pub fn child_spec(config: TrackerConfig) -> ChildSpec {
+    // Shared by every incarnation, so a stop asked of one that then failed
+    // is still seen by the one the supervisor starts next.
+    let started_seq = Arc::new(OnceLock::new());
     ChildSpec::new(NAME, move |spawner| {
-        let config = config.clone();
-        async move { spawner.spawn(Tracker, config).await }
+        let arguments = (config.clone(), Arc::clone(&started_seq));
+        async move { spawner.spawn(Tracker, arguments).await }
     })
 }
 
@@ -179,8 +182,8 @@ pub struct State {
     reader: Option<tokio::task::JoinHandle<()>>,
     backlog: Arc<AtomicUsize>,
     backoff: Duration,
-    /// The journal's last seq when this incarnation started: a stop
-    /// request after it is for us.
+    /// The journal's last seq when the first incarnation started: a stop
+    /// request after it is for us, whichever incarnation it was asked of.
     started_seq: Seq,
     /// Command connection for INFO.
     info_conn: Option<MultiplexedConnection>,
@@ -200,15 +203,22 @@ struct SourceMarks {
 impl Actor for Tracker {
     type Msg = Msg;
     type State = State;
-    type Arguments = TrackerConfig;
+    type Arguments = (TrackerConfig, Arc<OnceLock<Seq>>);
 
     async fn pre_start(
         &self,
         myself: ActorRef<Msg>,
-        config: TrackerConfig,
+        (config, first_started_seq): Self::Arguments,
     ) -> Result<State, ActorProcessingErr> {
         let run = &config.run;
-        let started_seq = run.last_seq()?;
+        // Stop requests count from the first incarnation's start.
+        let started_seq = match first_started_seq.get() {
+            Some(&seq) => seq,
+            None => {
+                let seq = run.last_seq()?;
+                *first_started_seq.get_or_init(|| seq)
+            }
+        };
         // A tracker that starts after the run has begun (a restart after a
         // crash, or started late) cannot know what it missed.
         if let Some(row) = run.row()?
@@ -419,8 +429,8 @@ impl State {
         Ok(())
     }
 
-    /// Whether someone ran `tracker stop` (or aborted the run) since this
-    /// incarnation started.
+    /// Whether someone ran `tracker stop` (or aborted the run) since the
+    /// first incarnation of this tracker started.
     fn stop_requested(&self) -> Result<bool, MigrationError> {
         Ok(self.config.run.row()?.is_some_and(|row| {
             row.tracker_stop_seq
@@ -432,9 +442,9 @@ impl State {
     /// A clean stop: restores notifications and records the tracker gone.
     ///
     /// A source that cannot be reached does not keep the tracker running:
-    /// failing here would only restart it under the supervisor, and the
-    /// new incarnation would not see the stop asked of the old one. The
-    /// setting left on the source is recorded as a warning instead.
+    /// failing here would only restart it under the supervisor, to fail
+    /// the same way until the restart limit gives up. The setting left on
+    /// the source is recorded as a warning instead.
     async fn stop(&mut self) -> Result<(), MigrationError> {
         if let Some(reader) = self.reader.take() {
             reader.abort();
