@@ -288,14 +288,9 @@ impl WriterHandle {
         E: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job = Submitted {
-            op,
-            reply,
-            isolation,
-        };
-        self.hand_over(Box::new(job));
-        Pending { rx }
+        let (job, pending) = job(isolation, op);
+        self.hand_over(job);
+        pending
     }
 
     /// Like [`WriterHandle::submit_with`], but when the writer has been
@@ -311,12 +306,7 @@ impl WriterHandle {
         E: Send + 'static,
         F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let job = Box::new(Submitted {
-            op,
-            reply,
-            isolation,
-        });
+        let (job, pending) = job(isolation, op);
         if let Some(job) = inline::try_run(&self.shared, job) {
             self.hand_over(job);
         } else if self
@@ -327,7 +317,7 @@ impl WriterHandle {
         {
             let _ = self.tx.send(Msg::CatchUp);
         }
-        Pending { rx }
+        pending
     }
 
     fn hand_over(&self, job: Job) {
@@ -338,6 +328,22 @@ impl WriterHandle {
             self.shared.queued.fetch_sub(1, Ordering::SeqCst);
         }
     }
+}
+
+/// `op` as a job, and the [`Pending`] its answer resolves.
+fn job<R, E, F>(isolation: Isolation, op: F) -> (Job, Pending<R, E>)
+where
+    R: Send + 'static,
+    E: Send + 'static,
+    F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
+{
+    let (reply, rx) = oneshot::channel();
+    let job = Submitted {
+        op,
+        reply,
+        isolation,
+    };
+    (Box::new(job), Pending { rx })
 }
 
 /// The writer thread and the connection it owns.
