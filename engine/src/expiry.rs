@@ -24,7 +24,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 use keyferry_journal::connection::open_ro;
 use rusqlite::Connection;
 
-use crate::db::{STAGING, TRASH};
+use crate::db::STAGING;
 use crate::error::StoreError;
 use crate::keys;
 use crate::store::Store;
@@ -105,14 +105,10 @@ fn sweep_once(shared: &Arc<Shared>, config: SweeperConfig) -> Write<SweepReport>
 }
 
 /// Whether a sweep at `now` would find anything to do: an expired key (or
-/// abandoned staged import), or a trashed key to reap.
+/// abandoned staged import), or a trashed key to reap. The sweep's own
+/// queries, asked for one row.
 fn work_due(reader: &Connection, now: i64) -> rusqlite::Result<bool> {
-    reader
-        .prepare_cached(
-            "SELECT EXISTS (SELECT 1 FROM keys WHERE expire_at_ms IS NOT NULL AND expire_at_ms <= ?1)
-                 OR EXISTS (SELECT 1 FROM keys WHERE db = ?2)",
-        )?
-        .query_row(rusqlite::params![now, TRASH], |r| r.get(0))
+    Ok(!keys::find_expired(reader, now, 1)?.is_empty() || trash::first(reader)?.is_some())
 }
 
 /// The background sweeper thread; stops when dropped.

@@ -25,16 +25,19 @@ pub(crate) fn move_to_trash(conn: &Connection, id: i64) -> rusqlite::Result<()> 
     Ok(())
 }
 
+/// The oldest trashed key, by id and kind code: the next one to reap.
+pub(crate) fn first(conn: &Connection) -> rusqlite::Result<Option<(i64, i64)>> {
+    conn.prepare_cached("SELECT id, kind FROM keys WHERE db = ?1 ORDER BY id LIMIT 1")?
+        .query_row([TRASH], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
 /// Deletes up to `budget` elements of trashed keys, and the rows of keys
 /// left empty. Returns how many elements were deleted.
 pub(crate) fn reap(conn: &Connection, budget: u64) -> rusqlite::Result<u64> {
     let mut reaped = 0;
     while reaped < budget {
-        let Some((id, code)) = conn
-            .prepare_cached("SELECT id, kind FROM keys WHERE db = ?1 ORDER BY id LIMIT 1")?
-            .query_row([TRASH], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
-            .optional()?
-        else {
+        let Some((id, code)) = first(conn)? else {
             break;
         };
         let want = budget - reaped;
