@@ -112,12 +112,14 @@ fn assert_identical(source: &RedisServer, destination: &Path) {
 }
 
 /// One value from the destination file, read with SQL.
-fn query<T: rusqlite::types::FromSql>(destination: &Path, sql: &str) -> T {
-    let conn = rusqlite::Connection::open(destination).expect("open the destination");
-    conn.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
+fn try_query<T: rusqlite::types::FromSql>(destination: &Path, sql: &str) -> rusqlite::Result<T> {
+    let conn = rusqlite::Connection::open(destination)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
     conn.query_row(sql, [], |r| r.get(0))
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn query<T: rusqlite::types::FromSql>(destination: &Path, sql: &str) -> T {
+    try_query(destination, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 /// Polls `condition` for up to 20 s.
@@ -136,10 +138,7 @@ fn poll_query(destination: &Path, sql: &str) -> Option<i64> {
     if !destination.exists() {
         return None;
     }
-    let conn = rusqlite::Connection::open(destination).expect("open the destination");
-    conn.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
-    match conn.query_row(sql, [], |r| r.get(0)) {
+    match try_query(destination, sql) {
         Ok(value) => Some(value),
         Err(e) if e.to_string().starts_with("no such table") => None,
         Err(e) => panic!("{sql}: {e}"),
