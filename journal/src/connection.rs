@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 /// How hard a commit tries to reach the disk.
@@ -47,7 +48,7 @@ pub fn open_rw(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
     // spilling to a temp file once a job changed more than a few pages.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)?;
-    tune_cache(&conn)?;
+    tune(&conn)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
@@ -64,7 +65,7 @@ pub fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    tune_cache(&conn)?;
+    tune(&conn)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
 }
@@ -85,8 +86,48 @@ const CACHE_KIB: i64 = 64 * 1024;
 /// normally.
 const MMAP_BYTES: i64 = 1 << 30;
 
-fn tune_cache(conn: &Connection) -> rusqlite::Result<()> {
+/// Settings every connection shares beyond its open flags: a stable query
+/// planner, the page cache, and memory-mapped reads.
+fn tune(conn: &Connection) -> rusqlite::Result<()> {
+    // Query planner stability: SQLite 3.54 plans `LIMIT ?` with the value
+    // bound at prepare time and marks the statement stale whenever that
+    // parameter is bound again, so every run of a cached statement with a
+    // `LIMIT ?` (list pops and ranges, scans, sweeps) was parsed and
+    // planned anew. With QPSG a plan never depends on bound values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     conn.pragma_update(None, "mmap_size", MMAP_BYTES)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::StatementStatus;
+
+    use super::*;
+
+    /// A cached statement with `LIMIT ?` keeps its plan when run with a
+    /// different limit each time: without the planner-stability setting,
+    /// SQLite re-prepares it on every such run.
+    #[test]
+    fn a_bound_limit_does_not_re_prepare_the_statement() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let conn = open_rw(&dir.path().join("qpsg.sqlite"), Durability::Normal).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE t (x INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);",
+        )
+        .expect("schema");
+        let sql = "SELECT x FROM t ORDER BY x LIMIT ?1";
+        for limit in [1, 2, 3, 1] {
+            let mut stmt = conn.prepare_cached(sql).expect("prepare");
+            let rows: Vec<i64> = stmt
+                .query_map([limit], |row| row.get(0))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            assert_eq!(rows.len(), limit as usize);
+        }
+        let stmt = conn.prepare_cached(sql).expect("prepare");
+        assert_eq!(stmt.get_status(StatementStatus::RePrepare), 0);
+    }
 }
