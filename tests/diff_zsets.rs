@@ -101,6 +101,13 @@ fn zadd_options_scores_and_errors() {
         &["ZSCORE", "f", "d"],
         &["ZADD", "f", "INCR", "inf", "e"],
         &["ZADD", "f", "INCR", "inf", "e"],
+        // inf + -inf is NaN: an error, and nothing changes (these run
+        // without a savepoint, so nothing may be written before it).
+        &["ZADD", "f", "INCR", "-inf", "e"],
+        &["ZINCRBY", "f", "inf", "d"],
+        &["ZSCORE", "f", "e"],
+        &["ZSCORE", "f", "d"],
+        &["ZCARD", "f"],
         &["ZINCRBY", "f", "x", "a"],
         &["ZINCRBY", "f", "1"],
         &["ZINCRBY", "newz", "7", "m"],

@@ -837,7 +837,11 @@ impl Tx<'_> {
     /// `ZADD` (and `ZINCRBY` with `flags.incr`): applies `pairs` of score
     /// and member in order under `flags`. A missing key is created unless
     /// `XX`. An increment that would give NaN (`inf + -inf`) fails with
-    /// [`StoreError::NanScore`] (the caller's savepoint undoes the rest).
+    /// [`StoreError::NanScore`] before anything was written: an increment
+    /// comes alone (one pair), parsed scores are never NaN, so only a
+    /// member that already exists in a live key can make one, and nothing
+    /// was created or deleted to find it. That is why `ZADD` and `ZINCRBY`
+    /// run without a savepoint ([`crate::command::Undo`]).
     pub fn zset_add(
         &mut self,
         db: Db,

@@ -22,8 +22,8 @@ use crate::zset::{
 /// The sorted-set commands.
 #[rustfmt::skip]
 pub(crate) const COMMANDS: &[CommandSpec] = &[
-    spec("zadd", -4, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(zadd)),
-    spec("zincrby", 4, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(zincrby)),
+    spec("zadd", -4, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(zadd)).errors_before_writing(),
+    spec("zincrby", 4, WRITE_DENYOOM_FAST, (1, 1, 1), Exec::Write(zincrby)).errors_before_writing(),
     spec("zrem", -3, WRITE_FAST, (1, 1, 1), Exec::Write(zrem)),
     spec("zcard", 2, READ_FAST, (1, 1, 1), read!(zcard)),
     spec("zscore", 3, READ_FAST, (1, 1, 1), read!(zscore)),
