@@ -13,6 +13,7 @@
 mod checkpoint;
 mod commands;
 mod connection;
+mod hand_over;
 mod pubsub;
 mod session;
 mod state;

@@ -208,6 +208,53 @@ fn first_blocked_first_served_and_fairness_across_keys() {
     });
 }
 
+/// A push onto a key nobody holds, with clients waiting on it, is handed
+/// to them before anything is written (`serve/hand_over.rs`): what each
+/// waiter gets, the pusher's reply, what is left and `WATCH` must be as
+/// if the list had been created and then popped.
+#[test]
+fn pushes_onto_an_empty_key_go_straight_to_waiters() {
+    let d = differ();
+    same_transcript(&d, |connect| {
+        let (mut p, mut c1, mut c2, mut c3) = (connect(), connect(), connect(), connect());
+        let mut t = Vec::new();
+        // LPUSH puts each element in front: BLPOP takes the last one
+        // pushed, BRPOP the first, BLMPOP from its side up to COUNT.
+        send(&mut c1, &["BLPOP", "h", "0"]);
+        wait_blocked(&mut p, 1);
+        send(&mut c2, &["BRPOP", "h", "0"]);
+        wait_blocked(&mut p, 2);
+        send(&mut c3, &["BLMPOP", "0", "1", "h", "LEFT", "COUNT", "2"]);
+        wait_blocked(&mut p, 3);
+        t.push(cmd(&mut p, &["LPUSH", "h", "a", "b", "c", "d", "e", "f"]));
+        t.extend([read(&mut c1), read(&mut c2), read(&mut c3)]);
+        t.push(cmd(&mut p, &["LRANGE", "h", "0", "-1"]));
+        // Everything taken: the key does not exist afterwards, and a
+        // WATCH on it sees it modified.
+        send(&mut c1, &["BLMPOP", "0", "1", "g", "RIGHT", "COUNT", "5"]);
+        wait_blocked(&mut p, 1);
+        t.push(cmd(&mut c2, &["WATCH", "g"]));
+        t.push(cmd(&mut p, &["RPUSH", "g", "x", "y"]));
+        t.push(read(&mut c1));
+        t.push(cmd(&mut p, &["EXISTS", "g"]));
+        t.push(cmd(&mut c2, &["MULTI"]));
+        t.push(cmd(&mut c2, &["RPUSH", "g", "z"]));
+        t.push(cmd(&mut c2, &["EXEC"]));
+        t.push(cmd(&mut p, &["EXISTS", "g"]));
+        // A pop waiter, then a move: the pop is handed its element, the
+        // move is served from the list written with the rest.
+        send(&mut c1, &["BLPOP", "n", "0"]);
+        wait_blocked(&mut p, 1);
+        send(&mut c3, &["BLMOVE", "n", "n2", "RIGHT", "LEFT", "0"]);
+        wait_blocked(&mut p, 2);
+        t.push(cmd(&mut p, &["RPUSH", "n", "1", "2", "3"]));
+        t.extend([read(&mut c1), read(&mut c3)]);
+        t.push(cmd(&mut p, &["LRANGE", "n", "0", "-1"]));
+        t.push(cmd(&mut p, &["LRANGE", "n2", "0", "-1"]));
+        t
+    });
+}
+
 #[test]
 fn move_chains_and_sorted_sets() {
     let d = differ();

@@ -36,6 +36,7 @@ use keyferry_engine::blocking::WaitQueues;
 use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, run_write};
 use keyferry_engine::{Db, Reply, StoreError, Tx};
 
+use super::hand_over;
 use super::state::lock;
 
 /// The modification versions of watched keys, shared by all clients.
@@ -272,6 +273,9 @@ pub(crate) fn run_alone(
     argv: &[Vec<u8>],
     shared: &Keyspace,
 ) -> Result<Reply, StoreError> {
+    if let Some(reply) = hand_over::push_to_waiters(spec, tx, ctx, argv, shared)? {
+        return Ok(reply);
+    }
     let mut touched = Vec::new();
     let reply = run_command(spec, tx, ctx, argv, shared, &mut touched)?;
     shared.waits.serve(tx, touched);

@@ -200,20 +200,18 @@ fn run(tx: &mut Tx<'_>, ctx: &CommandCtx, argv: &[Vec<u8>]) -> Result<Reply, Rep
 /// client, or `None` when the key is missing (or empty). A key of another
 /// type is `WRONGTYPE`.
 pub fn try_key(tx: &mut Tx<'_>, db: Db, key: &[u8], op: &BlockOp) -> Result<Option<Reply>, Reply> {
-    let bulks = |values: Vec<Vec<u8>>| Reply::Array(values.into_iter().map(Reply::Bulk).collect());
     Ok(match op {
         BlockOp::Pop(side) => tx
             .list_pop(db, key, *side, 1)?
             .pop()
-            .map(|value| Reply::Array(vec![Reply::Bulk(key.to_vec()), Reply::Bulk(value)])),
+            .map(|value| popped(key, value)),
         BlockOp::Move { dest, from, to } => {
             tx.list_move(db, key, dest, *from, *to)?.map(Reply::Bulk)
         }
         BlockOp::MultiPop(side, count) => {
             let count = usize::try_from(*count).unwrap_or(usize::MAX);
-            let popped = tx.list_pop(db, key, *side, count)?;
-            (!popped.is_empty())
-                .then(|| Reply::Array(vec![Reply::Bulk(key.to_vec()), bulks(popped)]))
+            let values = tx.list_pop(db, key, *side, count)?;
+            (!values.is_empty()).then(|| multi_popped(key, values))
         }
         BlockOp::ZPop(max) => tx.zset_pop(db, key, *max, 1)?.pop().map(|(member, score)| {
             Reply::Array(vec![
@@ -237,6 +235,19 @@ pub fn try_key(tx: &mut Tx<'_>, db: Db, key: &[u8], op: &BlockOp) -> Result<Opti
             })
         }
     })
+}
+
+/// The reply of `BLPOP`/`BRPOP` served `value` from `key`.
+pub(crate) fn popped(key: &[u8], value: Vec<u8>) -> Reply {
+    Reply::Array(vec![Reply::Bulk(key.to_vec()), Reply::Bulk(value)])
+}
+
+/// The reply of `BLMPOP` served `values` from `key`.
+pub(crate) fn multi_popped(key: &[u8], values: Vec<Vec<u8>>) -> Reply {
+    Reply::Array(vec![
+        Reply::Bulk(key.to_vec()),
+        Reply::Array(values.into_iter().map(Reply::Bulk).collect()),
+    ])
 }
 
 #[cfg(test)]
