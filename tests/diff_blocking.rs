@@ -208,6 +208,41 @@ fn first_blocked_first_served_and_fairness_across_keys() {
     });
 }
 
+/// Waiters for the other type of key are passed over (and go to the back
+/// of the queue), and a `BLMOVE` whose destination holds another type
+/// gets WRONGTYPE while the next waiter is served: Redis 7.0's rules.
+#[test]
+fn mixed_waiters_and_a_move_onto_the_wrong_type() {
+    let d = differ();
+    same_transcript(&d, |connect| {
+        let (mut p, mut c1, mut c2, mut c3) = (connect(), connect(), connect(), connect());
+        let mut t = Vec::new();
+        send(&mut c1, &["BZPOPMIN", "mix", "0"]);
+        wait_blocked(&mut p, 1);
+        send(&mut c2, &["BLPOP", "mix", "0"]);
+        wait_blocked(&mut p, 2);
+        send(&mut c3, &["BZPOPMAX", "mix", "0"]);
+        wait_blocked(&mut p, 3);
+        t.push(cmd(&mut p, &["RPUSH", "mix", "a", "b"]));
+        t.push(read(&mut c2));
+        t.push(cmd(&mut p, &["LRANGE", "mix", "0", "-1"]));
+        t.push(cmd(&mut p, &["DEL", "mix"]));
+        t.push(cmd(&mut p, &["ZADD", "mix", "1", "m", "2", "n"]));
+        t.extend([read(&mut c1), read(&mut c3)]);
+        // A move onto a string fails for that waiter only.
+        t.push(cmd(&mut p, &["SET", "dst", "string"]));
+        send(&mut c1, &["BLMOVE", "src", "dst", "LEFT", "LEFT", "0"]);
+        wait_blocked(&mut p, 1);
+        send(&mut c2, &["BLPOP", "src", "0"]);
+        wait_blocked(&mut p, 2);
+        t.push(cmd(&mut p, &["RPUSH", "src", "x", "y"]));
+        t.extend([read(&mut c1), read(&mut c2)]);
+        t.push(cmd(&mut p, &["LRANGE", "src", "0", "-1"]));
+        t.push(cmd(&mut p, &["GET", "dst"]));
+        t
+    });
+}
+
 /// A push onto a key nobody holds, with clients waiting on it, is handed
 /// to them before anything is written (`serve/hand_over.rs`): what each
 /// waiter gets, the pusher's reply, what is left and `WATCH` must be as

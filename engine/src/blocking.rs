@@ -285,8 +285,15 @@ impl WaitQueues {
     /// Serves the waiters of `touched` keys that now hold data, in the
     /// writer's transaction `tx`: keys in the order given (and the
     /// destinations of served moves after them), each key's waiters first
-    /// blocked first served, until the key is empty or nobody waits.
-    /// Returns how many waiters were served.
+    /// blocked first served, until the key is empty or every waiter was
+    /// tried once. Returns how many waiters were served.
+    ///
+    /// As in Redis 7.0: a list serves its list waiters and a sorted set
+    /// its sorted-set waiters; a waiter for the other type is passed over
+    /// and goes to the back of the key's queue, and a key of any other
+    /// type serves nobody. A waiter whose pop fails (a `BLMOVE` whose
+    /// destination holds another type) gets the error and stops waiting;
+    /// its pop is undone and the next waiter is served.
     pub fn serve(&self, tx: &mut Tx<'_>, touched: Vec<(Db, Vec<u8>)>) -> usize {
         if self.blocked() == 0 {
             return 0;
@@ -298,18 +305,32 @@ impl WaitQueues {
             .filter(|k| inner.queues.contains_key(k))
             .collect();
         while let Some((db, key)) = ready.pop_front() {
-            while let Some(&id) = inner
-                .queues
-                .get(&(db, key.clone()))
-                .and_then(VecDeque::front)
-            {
-                let op = inner.waiters[&id].op.clone();
-                // A key of another type (or emptied) leaves its waiters
-                // blocked, as in Redis.
-                let Ok(Some(reply)) = in_savepoint(tx, |tx| try_key(tx, db, &key, &op)) else {
+            let Ok(Some(holds)) = tx.view().key_type(db, &key) else {
+                continue;
+            };
+            let slot = (db, key.clone());
+            let waiting = inner.queues.get(&slot).map_or(0, VecDeque::len);
+            for _ in 0..waiting {
+                let Some(&id) = inner.queues.get(&slot).and_then(VecDeque::front) else {
                     break;
                 };
+                let op = inner.waiters[&id].op.clone();
+                if op.pops_from() != holds {
+                    let queue = inner.queues.get_mut(&slot).expect("it has a front");
+                    queue.rotate_left(1);
+                    continue;
+                }
+                let reply = match in_savepoint(tx, |tx| try_key(tx, db, &key, &op)) {
+                    Ok(Some(reply)) => reply,
+                    // Emptied: the rest wait for the next push.
+                    Ok(None) => break,
+                    Err(error) => error,
+                };
                 let waiter = remove(&mut inner, id, &self.blocked).expect("queued waiters exist");
+                if reply.is_error() {
+                    deliveries.push((waiter.deliver, reply));
+                    continue;
+                }
                 metrics::counter!("keyferry_blocked_wakeups_total").increment(1);
                 deliveries.push((waiter.deliver, reply));
                 if let Some(dest) = op.dest()

@@ -14,7 +14,7 @@ use std::time::Duration;
 use super::lists::{parse_mpop, parse_side};
 use super::{CommandCtx, CommandSpec, Exec, spec};
 use crate::db::Db;
-use crate::keyvalue::Side;
+use crate::keyvalue::{KeyKind, Side};
 use crate::long_double;
 use crate::reply::Reply;
 use crate::write::Tx;
@@ -67,6 +67,14 @@ impl BlockOp {
         match self {
             BlockOp::Move { .. } => Reply::Null,
             _ => Reply::NullArray,
+        }
+    }
+
+    /// The type of key this pops from.
+    pub fn pops_from(&self) -> KeyKind {
+        match self {
+            BlockOp::Pop(_) | BlockOp::Move { .. } | BlockOp::MultiPop(..) => KeyKind::List,
+            BlockOp::ZPop(_) | BlockOp::ZMultiPop(..) => KeyKind::ZSet,
         }
     }
 
