@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use keyferry_testkit::dataset::{Mutator, Scale, populate};
-use keyferry_testkit::{RedisServer, SeededRng};
+use keyferry_testkit::{KillOnDrop, RedisServer, SeededRng};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyferry");
 
@@ -113,15 +113,16 @@ fn migrate_killed_at_random_points_still_ends_identical() {
     // The run exists before the first `migrate` (a tracker started and
     // stopped, as an operator might), throttled so that the copy spans many
     // kills instead of finishing before the first.
-    let mut tracker = Command::new(BIN)
-        .args([
-            "tracker", "start", "--run-id", "crash", "--from", &from, "--to", &dest_arg,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut tracker = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args([
+                "tracker", "start", "--run-id", "crash", "--from", &from, "--to", &dest_arg,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let control = |args: &[&str]| {
         Command::new(BIN)
             .args(
@@ -155,7 +156,7 @@ fn migrate_killed_at_random_points_still_ends_identical() {
         // `false` as the switch command: should a run get that far before
         // its kill, the cutover fails and unpauses, and the next run goes
         // on live.
-        let mut child = migrate("false").spawn().expect("start migrate");
+        let mut child = KillOnDrop::spawn(&mut migrate("false")).expect("start migrate");
         std::thread::sleep(Duration::from_millis(150 + rng.below(900) as u64));
         child.kill().expect("kill -9");
         child.wait().expect("reap");

@@ -8,12 +8,12 @@
 //! `KEYFERRY_MIGRATE_BIG` raise them (the acceptance run uses 1M members).
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use keyferry_testkit::dataset::{Mutator, Scale, keyspace_diff, populate};
 use keyferry_testkit::resp::cmd;
-use keyferry_testkit::{KeyferryServe, RawClient, RedisServer};
+use keyferry_testkit::{KeyferryServe, KillOnDrop, RawClient, RedisServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyferry");
 
@@ -43,54 +43,15 @@ fn keyferry(args: &[&str]) -> Output {
         .expect("run keyferry")
 }
 
-fn spawn(args: &[&str]) -> Spawned {
-    Spawned(Some(
+fn spawn(args: &[&str]) -> KillOnDrop {
+    KillOnDrop::spawn(
         Command::new(BIN)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start keyferry"),
-    ))
-}
-
-/// A `keyferry` child process, killed when dropped: a test that fails
-/// half-way must not leave a tracker running after it.
-struct Spawned(Option<Child>);
-
-impl Spawned {
-    /// Waits for the process and collects its output.
-    fn wait_with_output(mut self) -> std::io::Result<Output> {
-        self.0
-            .take()
-            .expect("not yet waited for")
-            .wait_with_output()
-    }
-}
-
-impl std::ops::Deref for Spawned {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        self.0.as_ref().expect("not yet waited for")
-    }
-}
-
-impl std::ops::DerefMut for Spawned {
-    fn deref_mut(&mut self) -> &mut Child {
-        self.0.as_mut().expect("not yet waited for")
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            // Already reaped when the test waited for it: both fail
-            // harmlessly then.
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+            .stderr(Stdio::piped()),
+    )
+    .expect("start keyferry")
 }
 
 fn assert_ok(out: &Output, what: &str) {

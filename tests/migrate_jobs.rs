@@ -16,8 +16,8 @@ use keyferry_actors::migration::steps::{self, StepKind, StepSpec};
 use keyferry_actors::source::{Source, SourceUri};
 use keyferry_actors::supervisor::{RestartPolicy, Supervisor};
 use keyferry_engine::{Store, StoreConfig};
-use keyferry_testkit::RedisServer;
 use keyferry_testkit::dataset::{Scale, populate};
+use keyferry_testkit::{KillOnDrop, RedisServer};
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyferry");
 
@@ -50,11 +50,8 @@ fn keyferry(args: &[&str]) -> Output {
     command(args).output().expect("run keyferry")
 }
 
-fn spawn(args: &[&str]) -> Child {
-    command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
+fn spawn(args: &[&str]) -> KillOnDrop {
+    KillOnDrop::spawn(command(args).stdout(Stdio::piped()).stderr(Stdio::piped()))
         .expect("start keyferry")
 }
 

@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use keyferry_journal::rebuild::{JournalView, RebuildOptions, Start};
-use keyferry_testkit::RedisServer;
 use keyferry_testkit::dataset::{Mutator, Scale, populate};
+use keyferry_testkit::{KillOnDrop, RedisServer};
 use rusqlite::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_keyferry");
@@ -65,13 +65,14 @@ fn record_migration(dest: &Path) {
         "--to",
         to.as_str(),
     ];
-    let mut tracker = Command::new(BIN)
-        .args([&["tracker", "start"][..], &run[..]].concat())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut tracker = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args([&["tracker", "start"][..], &run[..]].concat())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     while !(dest.exists()
         && Connection::open(dest)
@@ -90,28 +91,29 @@ fn record_migration(dest: &Path) {
     }
     let mutator = Mutator::start(source.port(), 22, keys);
     // A bulk copy killed midway, then taken over by `--resume`.
-    let mut bulk = Command::new(BIN)
-        .args(
-            [
-                &[
-                    "bulk",
-                    "--scan-count",
-                    "50",
-                    "--max-concurrency",
-                    "1",
-                    "--max-rps",
-                    "3000",
-                ][..],
-                &run[..],
-            ]
-            .concat(),
-        )
-        .env("KEYFERRY_LEASE_MS", "1000")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut bulk = KillOnDrop::spawn(
+        Command::new(BIN)
+            .args(
+                [
+                    &[
+                        "bulk",
+                        "--scan-count",
+                        "50",
+                        "--max-concurrency",
+                        "1",
+                        "--max-rps",
+                        "3000",
+                    ][..],
+                    &run[..],
+                ]
+                .concat(),
+            )
+            .env("KEYFERRY_LEASE_MS", "1000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(800));
     bulk.kill().unwrap();
     bulk.wait().unwrap();

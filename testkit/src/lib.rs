@@ -21,7 +21,7 @@ pub mod tls;
 
 pub use client::RawClient;
 pub use diff::Differ;
-pub use process::{free_port, redis_tool};
+pub use process::{KillOnDrop, free_port, redis_tool};
 pub use redis_server::RedisServer;
 pub use rng::SeededRng;
 pub use serve::KeyferryServe;

@@ -170,3 +170,47 @@ impl Drop for Started {
         let _ = self.child.wait();
     }
 }
+
+/// A child process that is killed (and reaped) when dropped: a test that
+/// fails half-way must not leave a tracker or a migration running after
+/// it.
+pub struct KillOnDrop(Option<Child>);
+
+impl KillOnDrop {
+    /// Spawns `command` under the guard.
+    pub fn spawn(command: &mut Command) -> std::io::Result<Self> {
+        command.spawn().map(|child| Self(Some(child)))
+    }
+
+    /// Waits for the process and collects its output.
+    pub fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+        self.0
+            .take()
+            .expect("not yet waited for")
+            .wait_with_output()
+    }
+}
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        self.0.as_ref().expect("not yet waited for")
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not yet waited for")
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            // Already reaped when the test waited for it: both fail
+            // harmlessly then.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
