@@ -286,6 +286,21 @@ fn pushes_onto_an_empty_key_go_straight_to_waiters() {
         t.extend([read(&mut c1), read(&mut c3)]);
         t.push(cmd(&mut p, &["LRANGE", "n", "0", "-1"]));
         t.push(cmd(&mut p, &["LRANGE", "n2", "0", "-1"]));
+        // Moves along a chain change each list they push onto: a WATCH
+        // on the last one aborts the EXEC.
+        send(&mut c1, &["BLMOVE", "c1", "c2", "LEFT", "RIGHT", "0"]);
+        wait_blocked(&mut p, 1);
+        send(&mut c3, &["BRPOPLPUSH", "c2", "c3", "0"]);
+        wait_blocked(&mut p, 2);
+        t.push(cmd(&mut c2, &["WATCH", "c3"]));
+        t.push(cmd(&mut p, &["RPUSH", "c1", "j"]));
+        t.extend([read(&mut c1), read(&mut c3)]);
+        t.push(cmd(&mut c2, &["MULTI"]));
+        t.push(cmd(&mut c2, &["GET", "c3"]));
+        t.push(cmd(&mut c2, &["EXEC"]));
+        for key in ["c1", "c2", "c3"] {
+            t.push(cmd(&mut p, &["LRANGE", key, "0", "-1"]));
+        }
         t
     });
 }

@@ -25,7 +25,8 @@ use std::time::Instant;
 
 use crate::command::blocking::{BlockOp, multi_popped, popped, try_key};
 use crate::db::Db;
-use crate::keyvalue::Side;
+use crate::error::StoreError;
+use crate::keyvalue::{KeyKind, Side};
 use crate::reply::Reply;
 use crate::write::Tx;
 
@@ -286,7 +287,8 @@ impl WaitQueues {
     /// writer's transaction `tx`: keys in the order given (and the
     /// destinations of served moves after them), each key's waiters first
     /// blocked first served, until the key is empty or every waiter was
-    /// tried once. Returns how many waiters were served.
+    /// tried once. Returns the keys serving changed (each key popped from,
+    /// each destination of a served move), for `WATCH`.
     ///
     /// As in Redis 7.0: a list serves its list waiters and a sorted set
     /// its sorted-set waiters; a waiter for the other type is passed over
@@ -294,9 +296,10 @@ impl WaitQueues {
     /// type serves nobody. A waiter whose pop fails (a `BLMOVE` whose
     /// destination holds another type) gets the error and stops waiting;
     /// its pop is undone and the next waiter is served.
-    pub fn serve(&self, tx: &mut Tx<'_>, touched: Vec<(Db, Vec<u8>)>) -> usize {
+    pub fn serve(&self, tx: &mut Tx<'_>, touched: Vec<(Db, Vec<u8>)>) -> Vec<(Db, Vec<u8>)> {
+        let mut changed = Vec::new();
         if self.blocked() == 0 {
-            return 0;
+            return changed;
         }
         let mut deliveries: Vec<(Deliver, Reply)> = Vec::new();
         let mut inner = lock(&self.inner);
@@ -333,15 +336,23 @@ impl WaitQueues {
                 }
                 metrics::counter!("keyferry_blocked_wakeups_total").increment(1);
                 deliveries.push((waiter.deliver, reply));
-                if let Some(dest) = op.dest()
-                    && inner.queues.contains_key(&(db, dest.to_vec()))
-                {
-                    ready.push_back((db, dest.to_vec()));
+                if !changed.contains(&slot) {
+                    changed.push(slot.clone());
+                }
+                if let Some(dest) = op.dest() {
+                    let dest = (db, dest.to_vec());
+                    if inner.queues.contains_key(&dest) {
+                        ready.push_back(dest.clone());
+                    }
+                    if !changed.contains(&dest) {
+                        changed.push(dest);
+                    }
                 }
             }
         }
         drop(inner);
-        deliver_after_commit(deliveries)
+        deliver_after_commit(deliveries);
+        changed
     }
 
     /// Whether a client waits on `key` of `db`.
@@ -351,54 +362,127 @@ impl WaitQueues {
 
     /// Hands the elements of a list that a push is creating (`list`, in
     /// list order; `key` held nothing before) straight to the clients
-    /// blocked on it in `BLPOP`, `BRPOP` or `BLMPOP`, first blocked first
-    /// served, exactly as [`WaitQueues::serve`] would pop them once the
-    /// list was written, without writing it: what is left in `list` is
-    /// what the list must hold afterwards. Stops at the first waiter that
-    /// does anything else (a move, a sorted-set pop), which `serve` then
-    /// handles on the written rest. Call it from the writer job of the
-    /// push, before writing anything; returns how many waiters it served.
+    /// blocked on it in `BLPOP`, `BRPOP`, `BLMPOP`, `BLMOVE` or
+    /// `BRPOPLPUSH`, first blocked first served, exactly as
+    /// [`WaitQueues::serve`] would pop them once the list was written, but
+    /// without writing it: what is left in `list` is what the list must
+    /// hold afterwards. A move pushes onto its destination in `tx` (a
+    /// destination of another type answers that waiter WRONGTYPE and the
+    /// element stays). Stops at the first sorted-set waiter, which `serve`
+    /// then passes over on the written rest. Call it from the writer job
+    /// of the push, before writing anything.
     ///
     /// A job queue's workers wait on an empty list, so almost every push
     /// that wakes one is of this kind: handed over, it leaves nothing to
-    /// write, where creating the list and popping it again wrote three
-    /// pages to the WAL and doubled the wake latency.
-    pub fn hand_over(&self, db: Db, key: &[u8], list: &mut VecDeque<Vec<u8>>) -> usize {
+    /// write for the queue itself, where creating the list and popping it
+    /// again wrote three pages to the WAL and doubled the wake latency.
+    pub fn hand_over(
+        &self,
+        tx: &mut Tx<'_>,
+        db: Db,
+        key: &[u8],
+        list: &mut VecDeque<Vec<u8>>,
+    ) -> Result<HandedOver, StoreError> {
+        let mut handed = HandedOver::default();
         if self.blocked() == 0 {
-            return 0;
+            return Ok(handed);
         }
         let mut deliveries: Vec<(Deliver, Reply)> = Vec::new();
         let mut inner = lock(&self.inner);
         let slot = (db, key.to_vec());
-        while !list.is_empty()
-            && let Some(&id) = inner.queues.get(&slot).and_then(VecDeque::front)
-        {
-            let (side, count) = match inner.waiters[&id].op {
-                BlockOp::Pop(side) => (side, None),
-                BlockOp::MultiPop(side, count) => (side, Some(count)),
-                _ => break,
+        let outcome = loop {
+            let Some(&id) = inner.queues.get(&slot).and_then(VecDeque::front) else {
+                break Ok(());
             };
-            let take = count.map_or(1, |c| usize::try_from(c).unwrap_or(usize::MAX));
-            let taken: Vec<Vec<u8>> = (0..take.min(list.len()))
-                .filter_map(|_| match side {
-                    Side::Left => list.pop_front(),
-                    Side::Right => list.pop_back(),
-                })
-                .collect();
-            let reply = match count {
-                None => popped(
-                    key,
-                    taken.into_iter().next().expect("the list was not empty"),
-                ),
-                Some(_) => multi_popped(key, taken),
+            if list.is_empty() || inner.waiters[&id].op.pops_from() != KeyKind::List {
+                break Ok(());
+            }
+            let reply = match take(tx, db, key, list, &inner.waiters[&id].op) {
+                Ok(Taken { reply, moved_to }) => {
+                    handed.moved_to.extend(moved_to.map(|dest| (db, dest)));
+                    reply
+                }
+                Err(StoreError::WrongType) => Reply::from(StoreError::WrongType),
+                Err(e) => break Err(e),
             };
             let waiter = remove(&mut inner, id, &self.blocked).expect("queued waiters exist");
-            metrics::counter!("keyferry_blocked_wakeups_total").increment(1);
+            if !reply.is_error() {
+                metrics::counter!("keyferry_blocked_wakeups_total").increment(1);
+                handed.served += 1;
+            }
             deliveries.push((waiter.deliver, reply));
-        }
+        };
         drop(inner);
-        deliver_after_commit(deliveries)
+        // Even when the job fails now, the waiters taken out of the queues
+        // must hear of it (they get an error after the rollback).
+        deliver_after_commit(deliveries);
+        outcome.map(|()| handed)
     }
+}
+
+/// What [`WaitQueues::hand_over`] did.
+#[derive(Debug, Default)]
+pub struct HandedOver {
+    /// Waiters that got an element (not counting a move refused
+    /// WRONGTYPE).
+    pub served: usize,
+    /// The lists served moves pushed onto: they changed, and their own
+    /// waiters may be ready now.
+    pub moved_to: Vec<(Db, Vec<u8>)>,
+}
+
+/// What one waiter of a handed-over list got.
+struct Taken {
+    reply: Reply,
+    moved_to: Option<Vec<u8>>,
+}
+
+/// Takes what `op` pops from the list being created on `key` (`list`,
+/// not empty): a move pushes the element onto its destination in `tx`,
+/// or onto `list` itself when that is the destination.
+fn take(
+    tx: &mut Tx<'_>,
+    db: Db,
+    key: &[u8],
+    list: &mut VecDeque<Vec<u8>>,
+    op: &BlockOp,
+) -> Result<Taken, StoreError> {
+    let pop = |list: &mut VecDeque<Vec<u8>>, side: Side| match side {
+        Side::Left => list.pop_front(),
+        Side::Right => list.pop_back(),
+    };
+    let reply = match op {
+        BlockOp::Pop(side) => popped(key, pop(list, *side).expect("not empty")),
+        BlockOp::MultiPop(side, count) => {
+            let count = usize::try_from(*count)
+                .unwrap_or(usize::MAX)
+                .min(list.len());
+            multi_popped(key, (0..count).filter_map(|_| pop(list, *side)).collect())
+        }
+        BlockOp::Move { dest, from, to } if dest == key => {
+            let value = pop(list, *from).expect("not empty");
+            match to {
+                Side::Left => list.push_front(value.clone()),
+                Side::Right => list.push_back(value.clone()),
+            }
+            Reply::Bulk(value)
+        }
+        BlockOp::Move { dest, from, to } => {
+            // The destination's type is checked before anything is taken.
+            tx.view().lookup_kind(db, dest, KeyKind::List)?;
+            let value = pop(list, *from).expect("not empty");
+            tx.list_push(db, dest, *to, std::slice::from_ref(&value))?;
+            return Ok(Taken {
+                reply: Reply::Bulk(value),
+                moved_to: Some(dest.clone()),
+            });
+        }
+        BlockOp::ZPop(_) | BlockOp::ZMultiPop(..) => unreachable!("checked: pops from a list"),
+    };
+    Ok(Taken {
+        reply,
+        moved_to: None,
+    })
 }
 
 /// Hands each reply to its waiter once the writer's transaction is known
@@ -478,10 +562,13 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::error::StoreError;
+    use crate::store::Store;
     use crate::test_support::{b, db, store};
 
     type Got = Arc<Mutex<Vec<(u64, Reply)>>>;
+
+    /// Waiters served, lists moved onto, and what is left to write.
+    type Handed = (usize, Vec<(Db, Vec<u8>)>, Vec<Vec<u8>>);
 
     fn block(queues: &WaitQueues, client: u64, op: BlockOp, got: &Got) {
         let got = Arc::clone(got);
@@ -491,56 +578,80 @@ mod tests {
             .expect("under the limits");
     }
 
-    /// Runs `hand_over` of `list` on key `k` in a writer job (its replies
-    /// go out after the commit); returns how many it served and the rest.
-    fn hand_over(queues: &Arc<WaitQueues>, list: &[&str]) -> (usize, Vec<Vec<u8>>) {
+    /// Runs `hand_over` of `list` on key `k` in a writer job of `store`
+    /// (its replies go out after the commit); returns how many it served,
+    /// the lists moves pushed onto, and the rest.
+    fn hand_over(store: &Store, queues: &Arc<WaitQueues>, list: &[&str]) -> Handed {
         let queues = Arc::clone(queues);
         let mut list: VecDeque<Vec<u8>> = list.iter().map(|v| b(v)).collect();
-        let (_dir, store) = store();
         store
-            .write(move |_tx| {
-                let served = queues.hand_over(db(0), b"k", &mut list);
-                Ok::<_, StoreError>((served, list.into()))
+            .write(move |tx| {
+                let handed = queues.hand_over(tx, db(0), b"k", &mut list)?;
+                Ok((handed.served, handed.moved_to, list.into()))
             })
             .wait()
             .expect("committed")
     }
 
+    fn range(store: &Store, key: &str) -> Vec<Vec<u8>> {
+        store
+            .read(|v| v.list_range(db(0), key.as_bytes(), 0, -1))
+            .expect("read")
+    }
+
     #[test]
-    fn a_pushed_list_goes_to_its_pop_waiters_in_order_until_one_that_moves() {
+    fn a_pushed_list_goes_to_its_waiters_in_order_until_a_sorted_set_waiter() {
+        let (_dir, store) = store();
         let queues = Arc::new(WaitQueues::default());
         let got = Got::default();
         block(&queues, 1, BlockOp::Pop(Side::Left), &got);
         block(&queues, 2, BlockOp::MultiPop(Side::Right, 2), &got);
-        let (dest, from, to) = (b("d"), Side::Left, Side::Left);
+        let (dest, from, to) = (b("d"), Side::Left, Side::Right);
         block(&queues, 3, BlockOp::Move { dest, from, to }, &got);
-        block(&queues, 4, BlockOp::Pop(Side::Left), &got);
-        let (served, rest) = hand_over(&queues, &["a", "b", "c", "d", "e"]);
-        assert_eq!((served, rest), (2, vec![b("b"), b("c")]));
+        block(&queues, 4, BlockOp::ZPop(false), &got);
+        block(&queues, 5, BlockOp::Pop(Side::Left), &got);
+        let handed = hand_over(&store, &queues, &["a", "b", "c", "d", "e"]);
+        assert_eq!(handed, (3, vec![(db(0), b("d"))], vec![b("c")]));
         assert_eq!(
             *lock(&got),
             [
                 (1, popped(b"k", b("a"))),
-                (2, multi_popped(b"k", vec![b("e"), b("d")]))
+                (2, multi_popped(b"k", vec![b("e"), b("d")])),
+                (3, Reply::Bulk(b("b"))),
             ]
         );
-        // The move and the pop behind it still wait.
+        assert_eq!(range(&store, "d"), [b("b")]);
+        assert_eq!(range(&store, "k"), Vec::<Vec<u8>>::new());
+        // The sorted-set waiter and the pop behind it still wait.
         assert_eq!(queues.blocked(), 2);
     }
 
     #[test]
-    fn a_pushed_list_runs_out_before_its_waiters_do() {
+    fn a_move_onto_the_wrong_type_is_refused_and_the_element_stays() {
+        let (_dir, store) = store();
+        store
+            .write(|tx| tx.string_set(db(0), b"s", b"v", crate::string::Expiry::Persist))
+            .wait()
+            .expect("set");
         let queues = Arc::new(WaitQueues::default());
         let got = Got::default();
-        block(&queues, 1, BlockOp::MultiPop(Side::Left, 5), &got);
-        block(&queues, 2, BlockOp::Pop(Side::Right), &got);
-        let (served, rest) = hand_over(&queues, &["x", "y"]);
-        assert_eq!((served, rest), (1, vec![]));
-        assert_eq!(*lock(&got), [(1, multi_popped(b"k", vec![b("x"), b("y")]))]);
+        let (dest, from, to) = (b("s"), Side::Left, Side::Left);
+        block(&queues, 1, BlockOp::Move { dest, from, to }, &got);
+        let (dest, from, to) = (b("k"), Side::Right, Side::Left);
+        block(&queues, 2, BlockOp::Move { dest, from, to }, &got);
+        block(&queues, 3, BlockOp::MultiPop(Side::Left, 5), &got);
+        block(&queues, 4, BlockOp::Pop(Side::Left), &got);
+        // The refused move takes nothing; the move onto the list itself
+        // turns it round; the multi-pop takes the lot.
+        assert_eq!(hand_over(&store, &queues, &["x", "y"]), (2, vec![], vec![]));
+        assert_eq!(
+            *lock(&got),
+            [
+                (1, Reply::from(StoreError::WrongType)),
+                (2, Reply::Bulk(b("y"))),
+                (3, multi_popped(b"k", vec![b("y"), b("x")])),
+            ]
+        );
         assert!(queues.waits_on(db(0), b"k"));
-        // A sorted-set waiter first: nothing is handed over.
-        let zset = Arc::new(WaitQueues::default());
-        block(&zset, 3, BlockOp::ZPop(false), &got);
-        assert_eq!(hand_over(&zset, &["z"]), (0, vec![b("z")]));
     }
 }

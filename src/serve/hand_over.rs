@@ -7,9 +7,12 @@
 //! pages those rows live on go to the WAL at commit even though nothing
 //! is left on them). So when a `LPUSH`/`RPUSH` finds no key and clients
 //! waiting on it, the elements are handed to the waiters first
-//! ([`WaitQueues::hand_over`]) and only what they did not take is written.
-//! The replies, the waiters' order and what is left in the list are what
-//! pushing and then serving would give; `WATCH` sees the key modified.
+//! ([`WaitQueues::hand_over`]) and only what they did not take is
+//! written (a `BLMOVE` still pushes onto its destination). The replies,
+//! the waiters' order and what is left in the lists are what pushing and
+//! then serving would give; `WATCH` sees every key that changed.
+//!
+//! [`WaitQueues::hand_over`]: keyferry_engine::blocking::WaitQueues::hand_over
 
 use std::collections::VecDeque;
 
@@ -44,16 +47,25 @@ pub(crate) fn push_to_waiters(
         Side::Right => argv[2..].iter().cloned().collect(),
     };
     let pushed = list.len();
-    if shared.waits.hand_over(db, key, &mut list) == 0 {
+    let handed = shared.waits.hand_over(tx, db, key, &mut list)?;
+    if handed.served == 0 && handed.moved_to.is_empty() && list.len() == pushed {
+        // Nobody took anything (a refused move answers its waiter but
+        // takes nothing): push as usual.
         return Ok(None);
     }
+    let mut ready = Vec::with_capacity(1 + handed.moved_to.len());
     if !list.is_empty() {
         let rest: Vec<Vec<u8>> = list.into();
         tx.list_push(db, key, Side::Right, &rest)?;
-        // Waiters the hand-over stopped at (a move, a sorted-set pop)
-        // are served from the written rest, as after any push.
-        shared.waits.serve(tx, vec![(db, key.clone())]);
+        ready.push((db, key.clone()));
     }
+    ready.extend(handed.moved_to.iter().cloned());
+    // Waiters the hand-over stopped at (a sorted-set pop) are passed over
+    // on the written rest, and the moves' destinations serve their own
+    // waiters, as after any push.
+    let changed = shared.waits.serve(tx, ready);
     shared.watches.touch(spec, db, argv);
+    shared.watches.touch_keys(&handed.moved_to);
+    shared.watches.touch_keys(&changed);
     Ok(Some(Reply::Integer(pushed as i64)))
 }

@@ -85,6 +85,19 @@ impl Watches {
         }
     }
 
+    /// Records that serving blocked clients changed `keys` (the lists
+    /// they popped from and pushed onto).
+    pub(crate) fn touch_keys(&self, keys: &[(Db, Vec<u8>)]) {
+        if self.entries.load(Ordering::Relaxed) == 0 || keys.is_empty() {
+            return;
+        }
+        for (id, entry) in lock(&self.keys).iter_mut() {
+            if keys.contains(id) {
+                entry.version += 1;
+            }
+        }
+    }
+
     /// Records that write command `spec` with `argv`, run in `db`, changed
     /// the keyspace (see the module docs for which keys count).
     pub(crate) fn touch(&self, spec: &CommandSpec, db: Db, argv: &[Vec<u8>]) {
@@ -278,7 +291,8 @@ pub(crate) fn run_alone(
     }
     let mut touched = Vec::new();
     let reply = run_command(spec, tx, ctx, argv, shared, &mut touched)?;
-    shared.waits.serve(tx, touched);
+    let changed = shared.waits.serve(tx, touched);
+    shared.watches.touch_keys(&changed);
     Ok(reply)
 }
 
@@ -308,6 +322,7 @@ pub(crate) fn exec(
             Step::Run(spec, ctx, argv) => run_command(spec, tx, &ctx, &argv, shared, &mut touched),
         })
         .collect::<Result<_, _>>()?;
-    shared.waits.serve(tx, touched);
+    let changed = shared.waits.serve(tx, touched);
+    shared.watches.touch_keys(&changed);
     Ok(Reply::Array(replies))
 }
