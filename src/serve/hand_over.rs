@@ -48,7 +48,7 @@ pub(crate) fn push_to_waiters(
     };
     let pushed = list.len();
     let handed = shared.waits.hand_over(tx, db, key, &mut list)?;
-    if handed.served == 0 && handed.moved_to.is_empty() && list.len() == pushed {
+    if handed.served == 0 {
         // Nobody took anything (a refused move answers its waiter but
         // takes nothing): push as usual.
         return Ok(None);
