@@ -26,7 +26,7 @@ use std::time::Instant;
 use crate::command::blocking::{BlockOp, multi_popped, popped, try_key};
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::keyvalue::{KeyKind, Side};
+use crate::keyvalue::Side;
 use crate::reply::Reply;
 use crate::write::Tx;
 
@@ -329,13 +329,9 @@ impl WaitQueues {
                     Ok(None) => break,
                     Err(error) => error,
                 };
-                let waiter = remove(&mut inner, id, &self.blocked).expect("queued waiters exist");
-                if reply.is_error() {
-                    deliveries.push((waiter.deliver, reply));
+                if !answer(&mut inner, &self.blocked, id, reply, &mut deliveries) {
                     continue;
                 }
-                metrics::counter!("keyferry_blocked_wakeups_total").increment(1);
-                deliveries.push((waiter.deliver, reply));
                 if !changed.contains(&slot) {
                     changed.push(slot.clone());
                 }
@@ -394,23 +390,21 @@ impl WaitQueues {
             let Some(&id) = inner.queues.get(&slot).and_then(VecDeque::front) else {
                 break Ok(());
             };
-            if list.is_empty() || inner.waiters[&id].op.pops_from() != KeyKind::List {
+            if list.is_empty() {
                 break Ok(());
             }
             let reply = match take(tx, db, key, list, &inner.waiters[&id].op) {
-                Ok(Taken { reply, moved_to }) => {
+                Ok(Some(Taken { reply, moved_to })) => {
                     handed.moved_to.extend(moved_to.map(|dest| (db, dest)));
                     reply
                 }
+                Ok(None) => break Ok(()),
                 Err(StoreError::WrongType) => Reply::from(StoreError::WrongType),
                 Err(e) => break Err(e),
             };
-            let waiter = remove(&mut inner, id, &self.blocked).expect("queued waiters exist");
-            if !reply.is_error() {
-                metrics::counter!("keyferry_blocked_wakeups_total").increment(1);
+            if answer(&mut inner, &self.blocked, id, reply, &mut deliveries) {
                 handed.served += 1;
             }
-            deliveries.push((waiter.deliver, reply));
         };
         drop(inner);
         // Even when the job fails now, the waiters taken out of the queues
@@ -438,19 +432,23 @@ struct Taken {
 }
 
 /// Takes what `op` pops from the list being created on `key` (`list`,
-/// not empty): a move pushes the element onto its destination in `tx`,
-/// or onto `list` itself when that is the destination.
+/// not empty): a move pushes the element onto its destination in `tx`
+/// (refused with WRONGTYPE, before anything is written or taken, when the
+/// destination holds another type), or onto `list` itself when that is
+/// the destination. `None` for a sorted-set waiter, where the hand-over
+/// stops.
 fn take(
     tx: &mut Tx<'_>,
     db: Db,
     key: &[u8],
     list: &mut VecDeque<Vec<u8>>,
     op: &BlockOp,
-) -> Result<Taken, StoreError> {
+) -> Result<Option<Taken>, StoreError> {
     let pop = |list: &mut VecDeque<Vec<u8>>, side: Side| match side {
         Side::Left => list.pop_front(),
         Side::Right => list.pop_back(),
     };
+    let mut moved_to = None;
     let reply = match op {
         BlockOp::Pop(side) => popped(key, pop(list, *side).expect("not empty")),
         BlockOp::MultiPop(side, count) => {
@@ -468,39 +466,55 @@ fn take(
             Reply::Bulk(value)
         }
         BlockOp::Move { dest, from, to } => {
-            // The destination's type is checked before anything is taken.
-            tx.view().lookup_kind(db, dest, KeyKind::List)?;
-            let value = pop(list, *from).expect("not empty");
+            let next = match from {
+                Side::Left => list.front(),
+                Side::Right => list.back(),
+            };
+            let value = next.expect("not empty").clone();
             tx.list_push(db, dest, *to, std::slice::from_ref(&value))?;
-            return Ok(Taken {
-                reply: Reply::Bulk(value),
-                moved_to: Some(dest.clone()),
-            });
+            pop(list, *from);
+            moved_to = Some(dest.clone());
+            Reply::Bulk(value)
         }
-        BlockOp::ZPop(_) | BlockOp::ZMultiPop(..) => unreachable!("checked: pops from a list"),
+        BlockOp::ZPop(_) | BlockOp::ZMultiPop(..) => return Ok(None),
     };
-    Ok(Taken {
-        reply,
-        moved_to: None,
-    })
+    Ok(Some(Taken { reply, moved_to }))
+}
+
+/// Takes waiter `id` out of the queues and queues `reply` for it; returns
+/// whether it was woken with data (not an error), which counts in
+/// `keyferry_blocked_wakeups_total`.
+fn answer(
+    inner: &mut Inner,
+    blocked: &AtomicUsize,
+    id: u64,
+    reply: Reply,
+    deliveries: &mut Vec<(Deliver, Reply)>,
+) -> bool {
+    let waiter = remove(inner, id, blocked).expect("queued waiters exist");
+    let woken = !reply.is_error();
+    if woken {
+        metrics::counter!("keyferry_blocked_wakeups_total").increment(1);
+    }
+    deliveries.push((waiter.deliver, reply));
+    woken
 }
 
 /// Hands each reply to its waiter once the writer's transaction is known
-/// to have committed (an error instead if it did not); returns how many.
-fn deliver_after_commit(deliveries: Vec<(Deliver, Reply)>) -> usize {
-    let served = deliveries.len();
-    if served > 0 {
-        keyferry_journal::writer::after_commit(Box::new(move |committed| {
-            for (deliver, reply) in deliveries {
-                deliver(if committed {
-                    reply
-                } else {
-                    Reply::error("ERR the write that served this blocked client did not commit")
-                });
-            }
-        }));
+/// to have committed (an error instead if it did not).
+fn deliver_after_commit(deliveries: Vec<(Deliver, Reply)>) {
+    if deliveries.is_empty() {
+        return;
     }
-    served
+    keyferry_journal::writer::after_commit(Box::new(move |committed| {
+        for (deliver, reply) in deliveries {
+            deliver(if committed {
+                reply
+            } else {
+                Reply::error("ERR the write that served this blocked client did not commit")
+            });
+        }
+    }));
 }
 
 /// Removes waiter `id` from every queue it is in.
