@@ -88,43 +88,40 @@ impl Watches {
     /// Records that serving blocked clients changed `keys` (the lists
     /// they popped from and pushed onto).
     pub(crate) fn touch_keys(&self, keys: &[(Db, Vec<u8>)]) {
-        if self.entries.load(Ordering::Relaxed) == 0 || keys.is_empty() {
-            return;
-        }
-        for (id, entry) in lock(&self.keys).iter_mut() {
-            if keys.contains(id) {
-                entry.version += 1;
-            }
+        if !keys.is_empty() {
+            self.bump(|d, k| keys.iter().any(|(kd, kk)| *kd == d && kk == k));
         }
     }
 
     /// Records that write command `spec` with `argv`, run in `db`, changed
     /// the keyspace (see the module docs for which keys count).
     pub(crate) fn touch(&self, spec: &CommandSpec, db: Db, argv: &[Vec<u8>]) {
-        if self.entries.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        let mut keys = lock(&self.keys);
-        let mut bump = |keep: &dyn Fn(Db, &[u8]) -> bool| {
-            for ((d, k), entry) in keys.iter_mut() {
-                if keep(*d, k) {
-                    entry.version += 1;
-                }
-            }
-        };
         match spec.name {
-            "flushall" | "swapdb" => bump(&|_, _| true),
-            "flushdb" => bump(&|d, _| d == db),
+            "flushall" | "swapdb" => self.bump(|_, _| true),
+            "flushdb" => self.bump(|d, _| d == db),
             "move" | "copy" => {
                 let named = spec.keys(argv);
-                bump(&|_, k| named.contains(&k));
+                self.bump(|_, k| named.contains(&k));
             }
             _ if spec.has_flag("movablekeys") => {
-                bump(&|d, k| d == db && argv[1..].iter().any(|a| a == k))
+                self.bump(|d, k| d == db && argv[1..].iter().any(|a| a == k))
             }
             _ => {
                 let named = spec.keys(argv);
-                bump(&|d, k| d == db && named.contains(&k));
+                self.bump(|d, k| d == db && named.contains(&k));
+            }
+        }
+    }
+
+    /// Bumps the version of every watched key `changed` selects (nothing
+    /// to do, and no lock taken, while nobody watches anything).
+    fn bump(&self, changed: impl Fn(Db, &[u8]) -> bool) {
+        if self.entries.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        for ((d, k), entry) in lock(&self.keys).iter_mut() {
+            if changed(*d, k) {
+                entry.version += 1;
             }
         }
     }
