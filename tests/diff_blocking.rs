@@ -48,6 +48,14 @@ fn wait_blocked(c: &mut RawClient, n: usize) {
     panic!("never saw {want:?}");
 }
 
+/// Sends blocking command `argv` on `c` and waits (asking on `p`) until
+/// `n` clients are blocked, so the order of blocking is the same on both
+/// servers.
+fn block(p: &mut RawClient, c: &mut RawClient, argv: &[&str], n: usize) {
+    send(c, argv);
+    wait_blocked(p, n);
+}
+
 /// Runs `script` against both servers (given a function that opens a
 /// connection) and asserts equal transcripts.
 fn same_transcript(d: &Differ, script: impl Fn(&mut dyn FnMut() -> RawClient) -> Vec<String>) {
@@ -140,30 +148,23 @@ fn first_blocked_first_served_and_fairness_across_keys() {
         let (mut p, mut c1, mut c2, mut c3) = (connect(), connect(), connect(), connect());
         let mut t = Vec::new();
         // Three waiters on one key, served in the order they blocked.
-        send(&mut c1, &["BLPOP", "q", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BRPOP", "q", "0"]);
-        wait_blocked(&mut p, 2);
-        send(&mut c3, &["BLPOP", "other", "q", "0"]);
-        wait_blocked(&mut p, 3);
+        block(&mut p, &mut c1, &["BLPOP", "q", "0"], 1);
+        block(&mut p, &mut c2, &["BRPOP", "q", "0"], 2);
+        block(&mut p, &mut c3, &["BLPOP", "other", "q", "0"], 3);
         t.push(cmd(&mut p, &["RPUSH", "q", "a", "b", "c", "d"]));
         t.extend([read(&mut c1), read(&mut c2), read(&mut c3)]);
         t.push(cmd(&mut p, &["LRANGE", "q", "0", "-1"]));
         // A waiter on two keys takes the first key that became ready; the
         // next waiter of that key gets what is left.
-        send(&mut c1, &["BLPOP", "k1", "k2", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BLPOP", "k2", "0"]);
-        wait_blocked(&mut p, 2);
+        block(&mut p, &mut c1, &["BLPOP", "k1", "k2", "0"], 1);
+        block(&mut p, &mut c2, &["BLPOP", "k2", "0"], 2);
         t.push(cmd(&mut p, &["RPUSH", "k2", "x", "y", "z"]));
         t.extend([read(&mut c1), read(&mut c2)]);
         t.push(cmd(&mut p, &["LRANGE", "k2", "0", "-1"]));
         // A MULTI block serves after EXEC, once, keys in the order they
         // became ready.
-        send(&mut c1, &["BLPOP", "m1", "m2", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BLPOP", "m1", "0"]);
-        wait_blocked(&mut p, 2);
+        block(&mut p, &mut c1, &["BLPOP", "m1", "m2", "0"], 1);
+        block(&mut p, &mut c2, &["BLPOP", "m1", "0"], 2);
         for argv in [
             &["MULTI"][..],
             &["RPUSH", "m2", "a"],
@@ -176,16 +177,14 @@ fn first_blocked_first_served_and_fairness_across_keys() {
         t.push(cmd(&mut p, &["EXEC"]));
         t.extend([read(&mut c1), read(&mut c2)]);
         // A waiter whose key got another type stays blocked.
-        send(&mut c3, &["BLPOP", "w", "0"]);
-        wait_blocked(&mut p, 1);
+        block(&mut p, &mut c3, &["BLPOP", "w", "0"], 1);
         t.push(cmd(&mut p, &["SET", "w", "string"]));
         t.push(cmd(&mut p, &["DEL", "w"]));
         wait_blocked(&mut p, 1);
         t.push(cmd(&mut p, &["LPUSH", "w", "v"]));
         t.push(read(&mut c3));
         // Renaming a list onto a waited key wakes its waiter.
-        send(&mut c3, &["BLPOP", "renamed", "0"]);
-        wait_blocked(&mut p, 1);
+        block(&mut p, &mut c3, &["BLPOP", "renamed", "0"], 1);
         t.push(cmd(&mut p, &["RPUSH", "src", "r1", "r2"]));
         t.push(cmd(&mut p, &["RENAME", "src", "renamed"]));
         t.push(read(&mut c3));
@@ -196,8 +195,7 @@ fn first_blocked_first_served_and_fairness_across_keys() {
             (&["RPUSH", "cp", "c"], &["COPY", "cp", "cp", "DB", "0"]),
             (&["RPUSH", "sw", "s"], &["SWAPDB", "0", "1"]),
         ] {
-            send(&mut c3, &["BLPOP", prepare[1], "0"]);
-            wait_blocked(&mut p, 1);
+            block(&mut p, &mut c3, &["BLPOP", prepare[1], "0"], 1);
             t.push(cmd(&mut p, &["SELECT", "1"]));
             t.push(cmd(&mut p, prepare));
             t.push(cmd(&mut p, bring));
@@ -217,12 +215,9 @@ fn mixed_waiters_and_a_move_onto_the_wrong_type() {
     same_transcript(&d, |connect| {
         let (mut p, mut c1, mut c2, mut c3) = (connect(), connect(), connect(), connect());
         let mut t = Vec::new();
-        send(&mut c1, &["BZPOPMIN", "mix", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BLPOP", "mix", "0"]);
-        wait_blocked(&mut p, 2);
-        send(&mut c3, &["BZPOPMAX", "mix", "0"]);
-        wait_blocked(&mut p, 3);
+        block(&mut p, &mut c1, &["BZPOPMIN", "mix", "0"], 1);
+        block(&mut p, &mut c2, &["BLPOP", "mix", "0"], 2);
+        block(&mut p, &mut c3, &["BZPOPMAX", "mix", "0"], 3);
         t.push(cmd(&mut p, &["RPUSH", "mix", "a", "b"]));
         t.push(read(&mut c2));
         t.push(cmd(&mut p, &["LRANGE", "mix", "0", "-1"]));
@@ -231,10 +226,13 @@ fn mixed_waiters_and_a_move_onto_the_wrong_type() {
         t.extend([read(&mut c1), read(&mut c3)]);
         // A move onto a string fails for that waiter only.
         t.push(cmd(&mut p, &["SET", "dst", "string"]));
-        send(&mut c1, &["BLMOVE", "src", "dst", "LEFT", "LEFT", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BLPOP", "src", "0"]);
-        wait_blocked(&mut p, 2);
+        block(
+            &mut p,
+            &mut c1,
+            &["BLMOVE", "src", "dst", "LEFT", "LEFT", "0"],
+            1,
+        );
+        block(&mut p, &mut c2, &["BLPOP", "src", "0"], 2);
         t.push(cmd(&mut p, &["RPUSH", "src", "x", "y"]));
         t.extend([read(&mut c1), read(&mut c2)]);
         t.push(cmd(&mut p, &["LRANGE", "src", "0", "-1"]));
@@ -255,19 +253,25 @@ fn pushes_onto_an_empty_key_go_straight_to_waiters() {
         let mut t = Vec::new();
         // LPUSH puts each element in front: BLPOP takes the last one
         // pushed, BRPOP the first, BLMPOP from its side up to COUNT.
-        send(&mut c1, &["BLPOP", "h", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BRPOP", "h", "0"]);
-        wait_blocked(&mut p, 2);
-        send(&mut c3, &["BLMPOP", "0", "1", "h", "LEFT", "COUNT", "2"]);
-        wait_blocked(&mut p, 3);
+        block(&mut p, &mut c1, &["BLPOP", "h", "0"], 1);
+        block(&mut p, &mut c2, &["BRPOP", "h", "0"], 2);
+        block(
+            &mut p,
+            &mut c3,
+            &["BLMPOP", "0", "1", "h", "LEFT", "COUNT", "2"],
+            3,
+        );
         t.push(cmd(&mut p, &["LPUSH", "h", "a", "b", "c", "d", "e", "f"]));
         t.extend([read(&mut c1), read(&mut c2), read(&mut c3)]);
         t.push(cmd(&mut p, &["LRANGE", "h", "0", "-1"]));
         // Everything taken: the key does not exist afterwards, and a
         // WATCH on it sees it modified.
-        send(&mut c1, &["BLMPOP", "0", "1", "g", "RIGHT", "COUNT", "5"]);
-        wait_blocked(&mut p, 1);
+        block(
+            &mut p,
+            &mut c1,
+            &["BLMPOP", "0", "1", "g", "RIGHT", "COUNT", "5"],
+            1,
+        );
         t.push(cmd(&mut c2, &["WATCH", "g"]));
         t.push(cmd(&mut p, &["RPUSH", "g", "x", "y"]));
         t.push(read(&mut c1));
@@ -278,20 +282,26 @@ fn pushes_onto_an_empty_key_go_straight_to_waiters() {
         t.push(cmd(&mut p, &["EXISTS", "g"]));
         // A pop waiter, then a move: the pop is handed its element, the
         // move is served from the list written with the rest.
-        send(&mut c1, &["BLPOP", "n", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c3, &["BLMOVE", "n", "n2", "RIGHT", "LEFT", "0"]);
-        wait_blocked(&mut p, 2);
+        block(&mut p, &mut c1, &["BLPOP", "n", "0"], 1);
+        block(
+            &mut p,
+            &mut c3,
+            &["BLMOVE", "n", "n2", "RIGHT", "LEFT", "0"],
+            2,
+        );
         t.push(cmd(&mut p, &["RPUSH", "n", "1", "2", "3"]));
         t.extend([read(&mut c1), read(&mut c3)]);
         t.push(cmd(&mut p, &["LRANGE", "n", "0", "-1"]));
         t.push(cmd(&mut p, &["LRANGE", "n2", "0", "-1"]));
         // Moves along a chain change each list they push onto: a WATCH
         // on the last one aborts the EXEC.
-        send(&mut c1, &["BLMOVE", "c1", "c2", "LEFT", "RIGHT", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c3, &["BRPOPLPUSH", "c2", "c3", "0"]);
-        wait_blocked(&mut p, 2);
+        block(
+            &mut p,
+            &mut c1,
+            &["BLMOVE", "c1", "c2", "LEFT", "RIGHT", "0"],
+            1,
+        );
+        block(&mut p, &mut c3, &["BRPOPLPUSH", "c2", "c3", "0"], 2);
         t.push(cmd(&mut c2, &["WATCH", "c3"]));
         t.push(cmd(&mut p, &["RPUSH", "c1", "j"]));
         t.extend([read(&mut c1), read(&mut c3)]);
@@ -312,32 +322,37 @@ fn move_chains_and_sorted_sets() {
         let (mut p, mut c1, mut c2, mut c3) = (connect(), connect(), connect(), connect());
         let mut t = Vec::new();
         // s1 → s2 → s3 → a BLPOP: one push travels the whole chain.
-        send(&mut c1, &["BLMOVE", "s1", "s2", "LEFT", "RIGHT", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BRPOPLPUSH", "s2", "s3", "0"]);
-        wait_blocked(&mut p, 2);
-        send(&mut c3, &["BLPOP", "s3", "0"]);
-        wait_blocked(&mut p, 3);
+        block(
+            &mut p,
+            &mut c1,
+            &["BLMOVE", "s1", "s2", "LEFT", "RIGHT", "0"],
+            1,
+        );
+        block(&mut p, &mut c2, &["BRPOPLPUSH", "s2", "s3", "0"], 2);
+        block(&mut p, &mut c3, &["BLPOP", "s3", "0"], 3);
         t.push(cmd(&mut p, &["RPUSH", "s1", "x", "y"]));
         t.extend([read(&mut c1), read(&mut c2), read(&mut c3)]);
         for key in ["s1", "s2", "s3"] {
             t.push(cmd(&mut p, &["LRANGE", key, "0", "-1"]));
         }
         // LMOVE's destination wakes a waiter.
-        send(
+        block(
+            &mut p,
             &mut c1,
             &["BLMPOP", "0", "2", "nokey", "dst", "RIGHT", "COUNT", "3"],
+            1,
         );
-        wait_blocked(&mut p, 1);
         t.push(cmd(&mut p, &["LMOVE", "s1", "dst", "LEFT", "LEFT"]));
         t.push(read(&mut c1));
         // Equal scores: ties go by member, low end and high end.
-        send(&mut c1, &["BZPOPMIN", "z", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BZPOPMAX", "z", "0"]);
-        wait_blocked(&mut p, 2);
-        send(&mut c3, &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "10"]);
-        wait_blocked(&mut p, 3);
+        block(&mut p, &mut c1, &["BZPOPMIN", "z", "0"], 1);
+        block(&mut p, &mut c2, &["BZPOPMAX", "z", "0"], 2);
+        block(
+            &mut p,
+            &mut c3,
+            &["BZMPOP", "0", "1", "z", "MIN", "COUNT", "10"],
+            3,
+        );
         t.push(cmd(
             &mut p,
             &["ZADD", "z", "1", "b", "1", "a", "1", "d", "1", "c"],
@@ -345,12 +360,10 @@ fn move_chains_and_sorted_sets() {
         t.extend([read(&mut c1), read(&mut c2), read(&mut c3)]);
         t.push(cmd(&mut p, &["EXISTS", "z"]));
         // ZINCRBY and ZUNIONSTORE wake too.
-        send(&mut c1, &["BZPOPMAX", "z2", "0"]);
-        wait_blocked(&mut p, 1);
+        block(&mut p, &mut c1, &["BZPOPMAX", "z2", "0"], 1);
         t.push(cmd(&mut p, &["ZINCRBY", "z2", "2.5", "m"]));
         t.push(read(&mut c1));
-        send(&mut c1, &["BZPOPMIN", "zu", "0"]);
-        wait_blocked(&mut p, 1);
+        block(&mut p, &mut c1, &["BZPOPMIN", "zu", "0"], 1);
         t.push(cmd(&mut p, &["ZADD", "zsrc", "3", "p", "4", "q"]));
         t.push(cmd(&mut p, &["ZUNIONSTORE", "zu", "1", "zsrc"]));
         t.push(read(&mut c1));
@@ -366,18 +379,15 @@ fn disconnect_unblock_and_client_list() {
         let mut t = Vec::new();
         // A waiter that disconnects is skipped: the next one is served.
         let mut c1 = connect();
-        send(&mut c1, &["BLPOP", "q", "0"]);
-        wait_blocked(&mut p, 1);
-        send(&mut c2, &["BLPOP", "q", "0"]);
-        wait_blocked(&mut p, 2);
+        block(&mut p, &mut c1, &["BLPOP", "q", "0"], 1);
+        block(&mut p, &mut c2, &["BLPOP", "q", "0"], 2);
         drop(c1);
         wait_blocked(&mut p, 1);
         t.push(cmd(&mut p, &["RPUSH", "q", "x"]));
         t.push(read(&mut c2));
         // With nobody left the element stays in the list.
         let mut c3 = connect();
-        send(&mut c3, &["BRPOP", "q", "0"]);
-        wait_blocked(&mut p, 1);
+        block(&mut p, &mut c3, &["BRPOP", "q", "0"], 1);
         drop(c3);
         wait_blocked(&mut p, 0);
         t.push(cmd(&mut p, &["RPUSH", "q", "y"]));
@@ -386,8 +396,7 @@ fn disconnect_unblock_and_client_list() {
         let id = cmd(&mut c2, &["CLIENT", "ID"]);
         let id = id.trim_start_matches(':').trim().to_owned();
         t.push(cmd(&mut c2, &["CLIENT", "SETNAME", "waiter"]));
-        send(&mut c2, &["BZPOPMIN", "nokey", "0"]);
-        wait_blocked(&mut p, 1);
+        block(&mut p, &mut c2, &["BZPOPMIN", "nokey", "0"], 1);
         let list = cmd(&mut p, &["CLIENT", "LIST"]);
         let line = list
             .split('\n')
@@ -405,12 +414,15 @@ fn disconnect_unblock_and_client_list() {
         t.push(cmd(&mut p, &["CLIENT", "UNBLOCK", &id]));
         t.push(read(&mut c2));
         t.push(cmd(&mut p, &["CLIENT", "UNBLOCK", &id]));
-        send(&mut c2, &["BLMOVE", "nokey", "d", "LEFT", "LEFT", "0"]);
-        wait_blocked(&mut p, 1);
+        block(
+            &mut p,
+            &mut c2,
+            &["BLMOVE", "nokey", "d", "LEFT", "LEFT", "0"],
+            1,
+        );
         t.push(cmd(&mut p, &["CLIENT", "UNBLOCK", &id, "ERROR"]));
         t.push(read(&mut c2));
-        send(&mut c2, &["BLPOP", "nokey", "0"]);
-        wait_blocked(&mut p, 1);
+        block(&mut p, &mut c2, &["BLPOP", "nokey", "0"], 1);
         t.push(cmd(&mut p, &["CLIENT", "UNBLOCK", &id, "timeout"]));
         t.push(read(&mut c2));
         // The connection goes on normally afterwards.
