@@ -27,7 +27,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens (creating if needed) a read-write connection to `path` configured
 /// for WAL mode and the requested durability.
 pub fn open_rw(path: &Path, durability: Durability) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
+    let conn = open(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -58,7 +58,7 @@ pub fn open_rw(path: &Path, durability: Durability) -> rusqlite::Result<Connecti
 /// Readers never block the writer in WAL mode; each statement sees the last
 /// committed state as of its first step.
 pub fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
+    let conn = open(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -68,6 +68,24 @@ pub fn open_ro(path: &Path) -> rusqlite::Result<Connection> {
     tune(&conn)?;
     conn.set_prepared_statement_cache_capacity(128);
     Ok(conn)
+}
+
+/// Whether this process uses keyferry's page cache (see `page_cache.rs`):
+/// false when something initialised SQLite before keyferry opened its
+/// first connection, which costs speed, not correctness.
+pub fn page_cache_installed() -> bool {
+    crate::page_cache::install()
+}
+
+/// Opens `path` through keyferry's VFS and page cache when they are
+/// available (see `wal_writes` and `page_cache`), else SQLite's defaults.
+fn open(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    crate::page_cache::install();
+    if crate::wal_writes::register() {
+        Connection::open_with_flags_and_vfs(path, flags, crate::wal_writes::NAME)
+    } else {
+        Connection::open_with_flags(path, flags)
+    }
 }
 
 /// WAL pages after which a commit checkpoints (copies the WAL back into the

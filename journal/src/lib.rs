@@ -38,6 +38,7 @@ pub mod event;
 pub mod jobs;
 mod journal;
 mod migrations;
+mod page_cache;
 mod projection;
 pub mod projections;
 mod read;
@@ -46,6 +47,7 @@ pub mod registry;
 pub mod schema;
 mod snapshot;
 mod summary;
+mod wal_writes;
 pub mod writer;
 
 pub use append::append_in;
