@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use keyferry_journal::connection::{Durability, open_rw};
 use keyferry_journal::schema::migrate;
-use keyferry_journal::{Isolation, Journal, Writer, WriterConfig};
+use keyferry_journal::{Cost, Isolation, Journal, Writer, WriterConfig};
 
 use crate::clock::Clock;
 use crate::error::{OpenError, StoreError};
@@ -151,18 +151,18 @@ impl Store {
         self.shared.write_with(isolation, op)
     }
 
-    /// Like [`Store::write_with`], but when the writer has been idle a
-    /// while `op` runs at once on this thread, in a transaction of its own,
-    /// sparing a lone write the hand-over to the writer thread and back
-    /// (see `WriterConfig::inline_after_idle`); under load it is queued
-    /// like any write. For short writes whose latency matters, such as a
-    /// client's command.
-    pub fn write_now_if_idle<R, F>(&self, isolation: Isolation, op: F) -> Write<R>
+    /// Like [`Store::write_with`], but committed on the current tokio
+    /// runtime's thread together with the other writes submitted this way
+    /// in the same turn of the runtime, when the writer thread is free and
+    /// `cost` is [`Cost::Fast`] (see `WriterHandle::submit_local`);
+    /// otherwise queued like any write. For a server's commands: group
+    /// commit without a hand-over to the writer thread and back.
+    pub fn write_local<R, F>(&self, isolation: Isolation, cost: Cost, op: F) -> Write<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        self.shared.write_now_if_idle(isolation, op)
+        self.shared.write_local(isolation, cost, op)
     }
 
     /// Runs `op` on a read-only connection inside one read transaction, so

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use keyferry_journal::event::{Event, Seq};
-use keyferry_journal::writer::{Isolation, Pending, WriterHandle};
+use keyferry_journal::writer::{Cost, Isolation, Pending, WriterHandle};
 use rusqlite::Connection;
 
 use crate::clock::Clock;
@@ -50,20 +50,27 @@ impl Shared {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(isolation, false, op)
+        self.submit(isolation, None, op)
     }
 
-    /// Like [`Shared::write_with`], but runs `op` at once on this thread
-    /// when the writer is idle (see `WriterHandle::run_now_if_idle`).
-    pub(crate) fn write_now_if_idle<R, F>(self: &Arc<Self>, isolation: Isolation, op: F) -> Write<R>
+    /// Like [`Shared::write_with`], but committed on the caller's runtime
+    /// when it can be (see `WriterHandle::submit_local`).
+    pub(crate) fn write_local<R, F>(
+        self: &Arc<Self>,
+        isolation: Isolation,
+        cost: Cost,
+        op: F,
+    ) -> Write<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
     {
-        self.submit(isolation, true, op)
+        self.submit(isolation, Some(cost), op)
     }
 
-    fn submit<R, F>(self: &Arc<Self>, isolation: Isolation, now_if_idle: bool, op: F) -> Write<R>
+    /// Submits `op` to the writer thread, or with `local` set through
+    /// `WriterHandle::submit_local`.
+    fn submit<R, F>(self: &Arc<Self>, isolation: Isolation, local: Option<Cost>, op: F) -> Write<R>
     where
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_>) -> Result<R, StoreError> + Send + 'static,
@@ -79,10 +86,9 @@ impl Shared {
             let value = op(&mut tx)?;
             Ok((value, tx.expired))
         };
-        let pending = if now_if_idle {
-            self.writer.run_now_if_idle(isolation, job)
-        } else {
-            self.writer.submit_with(isolation, job)
+        let pending = match local {
+            Some(cost) => self.writer.submit_local(isolation, cost, job),
+            None => self.writer.submit_with(isolation, job),
         };
         Write { pending }
     }

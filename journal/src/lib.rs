@@ -61,7 +61,7 @@ pub use projection::{Projection, Replayed};
 pub use read::{Entries, Entry, last_seq};
 pub use registry::{ErrorRow, PendingKey, PendingState, RunRow, Throttles};
 pub use summary::{ActorRestarts, CheckpointSummary, JobCounts, RunSummary, Summary};
-pub use writer::{Isolation, Pending, WriteError, Writer, WriterConfig, WriterHandle};
+pub use writer::{Cost, Isolation, Pending, WriteError, Writer, WriterConfig, WriterHandle};
 
 /// Milliseconds since the Unix epoch, the journal's and keyspace's clock.
 pub fn now_ms() -> i64 {

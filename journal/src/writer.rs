@@ -35,7 +35,9 @@ use tokio::sync::oneshot;
 use crate::checkpointer::Checkpointer;
 pub use crate::checkpointer::WalPolicy;
 
-mod inline;
+mod local;
+
+pub use local::Cost;
 
 /// Work to run on the writer thread once a job's fate is known: `true`
 /// when its transaction committed, `false` when the job failed or its
@@ -49,9 +51,14 @@ thread_local! {
 }
 
 /// Registers `hook` from inside a job: the writer calls it right after the
-/// batch's `COMMIT` (before answering the callers), or with `false` if the
+/// batch's `COMMIT` and its callers were answered, or with `false` if the
 /// job fails or the batch does not commit. Only meaningful inside a job
 /// (on the writer thread); elsewhere the hook is never called.
+///
+/// After the answers, not before: on a runtime's thread (see
+/// `writer/local.rs`) the task woken last runs first, so a client a hook
+/// serves (a blocked `BLPOP`) gets its reply out before the caller whose
+/// push served it, as Redis sends them.
 pub fn after_commit(hook: AfterCommit) {
     AFTER_COMMIT.with(|hooks| hooks.borrow_mut().push(hook));
 }
@@ -78,11 +85,10 @@ pub struct WriterConfig {
     /// processes wait on SQLite's write lock (its busy handler is unfair, so
     /// long transactions starve them).
     pub max_batch_duration: Duration,
-    /// How long the writer must have been idle (nothing queued, no commit)
-    /// before [`WriterHandle::run_now_if_idle`] runs a job on the caller's
-    /// thread instead of handing it over (see `writer/inline.rs`). `None`
-    /// never does.
-    pub inline_after_idle: Option<Duration>,
+    /// Whether [`WriterHandle::submit_local`] may commit on the caller's
+    /// runtime (see `writer/local.rs`); when false its jobs go to the
+    /// writer thread like any other.
+    pub local_batches: bool,
     /// When the WAL is checkpointed.
     pub wal: WalPolicy,
 }
@@ -92,7 +98,7 @@ impl Default for WriterConfig {
         Self {
             max_batch_jobs: 4096,
             max_batch_duration: Duration::from_millis(20),
-            inline_after_idle: Some(Duration::from_micros(200)),
+            local_batches: true,
             wal: WalPolicy::default(),
         }
     }
@@ -196,7 +202,7 @@ where
 
 enum Msg {
     Job(Job),
-    /// A job run on a caller's thread left the WAL due for the writer's
+    /// A batch run on a caller's runtime left the WAL due for the writer's
     /// catch-up checkpoint, which only the writer thread runs.
     CatchUp,
     Shutdown,
@@ -205,13 +211,15 @@ enum Msg {
 /// What the writer thread and its handles share.
 struct Shared {
     /// The read-write connection: locked by the writer thread for each
-    /// batch, and by [`WriterHandle::run_now_if_idle`] for a job it runs
-    /// itself. `None` once the writer has shut down.
+    /// batch, and by a committer running a batch on a caller's runtime
+    /// (`writer/local.rs`). `None` once the writer has shut down.
     conn: Mutex<Option<Connection>>,
     /// Jobs handed to the writer thread and not answered yet.
     queued: AtomicUsize,
-    /// When the last batch ended, and whether a caller may run a job.
-    idle: inline::Idle,
+    /// Jobs submitted with [`WriterHandle::submit_local`] not run yet.
+    local: local::LocalQueue,
+    /// How large a batch may grow.
+    limits: BatchLimits,
     checkpointer: Option<Checkpointer>,
 }
 
@@ -293,33 +301,6 @@ impl WriterHandle {
         pending
     }
 
-    /// Like [`WriterHandle::submit_with`], but when the writer has been
-    /// idle a while (see [`WriterConfig::inline_after_idle`]) the job runs
-    /// at once on this thread, in a transaction of its own, and the
-    /// returned [`Pending`] is already resolved: a lone write then costs no
-    /// hand-over to the writer thread and back. Under load it is queued
-    /// like any other. The job must be short: it may hold up this thread
-    /// for one commit.
-    pub fn run_now_if_idle<R, E, F>(&self, isolation: Isolation, op: F) -> Pending<R, E>
-    where
-        R: Send + 'static,
-        E: Send + 'static,
-        F: FnOnce(&Connection) -> Result<R, E> + Send + 'static,
-    {
-        let (job, pending) = job(isolation, op);
-        if let Some(job) = inline::try_run(&self.shared, job) {
-            self.hand_over(job);
-        } else if self
-            .shared
-            .checkpointer
-            .as_ref()
-            .is_some_and(Checkpointer::due)
-        {
-            let _ = self.tx.send(Msg::CatchUp);
-        }
-        pending
-    }
-
     fn hand_over(&self, job: Job) {
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
         // If the writer is gone the job is dropped with its reply sender, and
@@ -359,7 +340,11 @@ impl Writer {
         let (tx, rx) = crossbeam_channel::unbounded();
         let checkpointer = Checkpointer::attach(&mut conn, config.wal);
         let shared = Arc::new(Shared {
-            idle: inline::Idle::new(&conn, config.inline_after_idle),
+            local: local::LocalQueue::new(&conn, config.local_batches),
+            limits: BatchLimits {
+                max_batch_jobs: config.max_batch_jobs,
+                max_batch_duration: config.max_batch_duration,
+            },
             conn: Mutex::new(Some(conn)),
             queued: AtomicUsize::new(0),
             checkpointer,
@@ -367,7 +352,7 @@ impl Writer {
         let thread_shared = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("keyferry-writer".into())
-            .spawn(move || run(&thread_shared, &rx, &config))?;
+            .spawn(move || run(&thread_shared, &rx))?;
         Ok(Self {
             handle: WriterHandle { tx, shared },
             thread: Some(thread),
@@ -410,8 +395,9 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn run(shared: &Shared, rx: &Receiver<Msg>, config: &WriterConfig) {
-    loop {
+fn run(shared: &Shared, rx: &Receiver<Msg>) {
+    let mut shutdown = false;
+    while !shutdown {
         let first = match rx.recv() {
             Ok(Msg::Job(job)) => job,
             Ok(Msg::CatchUp) => {
@@ -428,29 +414,47 @@ fn run(shared: &Shared, rx: &Receiver<Msg>, config: &WriterConfig) {
         let conn = guard
             .as_ref()
             .expect("only this thread closes the connection");
-        let ended = match conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => run_batch(conn, first, Some((rx, config))),
+        let jobs = match conn.execute_batch("BEGIN IMMEDIATE") {
+            Ok(()) => {
+                let started = Instant::now();
+                let mut ran = 1;
+                run_batch(conn, first, || {
+                    while ran < shared.limits.max_batch_jobs
+                        && started.elapsed() < shared.limits.max_batch_duration
+                    {
+                        match rx.try_recv() {
+                            Ok(Msg::Job(job)) => {
+                                ran += 1;
+                                return Some(job);
+                            }
+                            // The catch-up follows every batch anyway.
+                            Ok(Msg::CatchUp) => {}
+                            Ok(Msg::Shutdown) => {
+                                shutdown = true;
+                                return None;
+                            }
+                            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
+                                return None;
+                            }
+                        }
+                    }
+                    None
+                })
+            }
             Err(e) => {
                 let e = Arc::new(e);
                 metrics::counter!("keyferry_writer_transaction_errors_total").increment(1);
                 tracing::warn!(error = %e, "could not begin a write transaction");
                 // Nothing was written; the caller gets the error and may retry.
                 first.reject(e);
-                BatchEnd {
-                    jobs: 1,
-                    shutdown: false,
-                }
+                1
             }
         };
-        shared.queued.fetch_sub(ended.jobs, Ordering::SeqCst);
+        shared.queued.fetch_sub(jobs, Ordering::SeqCst);
         if let Some(checkpointer) = &shared.checkpointer {
             checkpointer.catch_up(conn);
         }
-        shared.idle.ended_batch();
         drop(guard);
-        if ended.shutdown {
-            break;
-        }
     }
     // The checkpointer's connection closes before the writer's: the last
     // connection to close removes the WAL.
@@ -460,43 +464,24 @@ fn run(shared: &Shared, rx: &Receiver<Msg>, config: &WriterConfig) {
     drop(shared.lock_conn().take());
 }
 
-/// How a batch ended.
-struct BatchEnd {
-    /// Jobs it answered.
-    jobs: usize,
-    /// A shutdown request was read while collecting it.
-    shutdown: bool,
+/// How large a batch may grow (from [`WriterConfig`]).
+struct BatchLimits {
+    max_batch_jobs: usize,
+    max_batch_duration: Duration,
 }
 
-/// Runs `first`, then (given the writer's queue) whatever else is already
-/// queued up to the batch limits, inside the transaction the caller began;
-/// commits (or rolls back a poisoned batch), runs the after-commit hooks,
-/// and answers every job.
-fn run_batch(
-    conn: &Connection,
-    first: Job,
-    queue: Option<(&Receiver<Msg>, &WriterConfig)>,
-) -> BatchEnd {
-    let started = Instant::now();
+/// Runs `first`, then every job `more` yields (it applies the batch
+/// limits), inside the transaction the caller began; commits (or rolls
+/// back a poisoned batch), runs the after-commit hooks, and answers every
+/// job. Returns how many jobs it answered.
+fn run_batch(conn: &Connection, first: Job, mut more: impl FnMut() -> Option<Job>) -> usize {
     let mut delivered = Vec::with_capacity(16);
     let mut poisoned = None;
-    let mut shutdown = false;
     run_job(conn, first, &mut delivered, &mut poisoned);
-    while let Some((rx, config)) = queue
-        && poisoned.is_none()
-        && delivered.len() < config.max_batch_jobs
-        && started.elapsed() < config.max_batch_duration
+    while poisoned.is_none()
+        && let Some(job) = more()
     {
-        match rx.try_recv() {
-            Ok(Msg::Job(job)) => run_job(conn, job, &mut delivered, &mut poisoned),
-            // The catch-up follows every batch anyway.
-            Ok(Msg::CatchUp) => {}
-            Ok(Msg::Shutdown) => {
-                shutdown = true;
-                break;
-            }
-            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
-        }
+        run_job(conn, job, &mut delivered, &mut poisoned);
     }
     let commit_started = Instant::now();
     let committed = match poisoned.map_or_else(|| conn.execute_batch("COMMIT"), Err) {
@@ -511,16 +496,17 @@ fn run_batch(
             Err(Arc::new(e))
         }
     };
-    run_hooks_from(0, committed.is_ok());
     metrics::histogram!("keyferry_writer_commit_seconds")
         .record(commit_started.elapsed().as_secs_f64());
     metrics::histogram!("keyferry_writer_batch_jobs").record(delivered.len() as f64);
     metrics::counter!("keyferry_writer_transactions_total").increment(1);
     let jobs = delivered.len();
+    let hooks_succeed = committed.is_ok();
     for ran in delivered {
         (ran.deliver)(committed.clone());
     }
-    BatchEnd { jobs, shutdown }
+    run_hooks_from(0, hooks_succeed);
+    jobs
 }
 
 /// Runs `job` isolated as it asked, keeping its effects only if it

@@ -25,7 +25,7 @@ use keyferry_engine::blocking::{LimitReached, WaitQueues};
 use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, Undo, blocking, lookup};
 use keyferry_engine::reply::errors;
 use keyferry_engine::{Db, Protocol, Reply, StoreError};
-use keyferry_journal::Isolation;
+use keyferry_journal::{Cost, Isolation};
 use tokio::sync::{mpsc, oneshot};
 
 use super::connection::{Outgoing, PendingReply};
@@ -87,14 +87,21 @@ const SUBCOMMANDS: &[(&str, &[(&str, i32)])] = &[
     ),
 ];
 
-/// Whether `spec` may run on the connection's own thread when the writer is
-/// idle (`Store::write_now_if_idle`): commands that are cheap whatever the
-/// keyspace holds (Redis's `fast` ones, the blocking pops, and the hot
-/// commands that run without a savepoint), never one that may scan a
-/// database (`FLUSHALL`, `KEYS`, `EXEC` of anything), which would hold up
-/// the other connections served by that thread.
-fn runs_now_if_idle(spec: &CommandSpec) -> bool {
-    spec.has_flag("fast") || spec.has_flag("blocking") || spec.undo == Undo::NothingWrittenOnError
+/// Whether `spec` may be committed on the connection's own runtime thread
+/// (`Store::write_local`): commands that are cheap whatever the keyspace
+/// holds (Redis's `fast` ones, the blocking pops, and the hot commands that
+/// run without a savepoint) may; one that may scan a database (`FLUSHALL`,
+/// `KEYS`, `EXEC` of anything) would hold up every connection served by
+/// that thread, and goes to the writer thread.
+fn cost_of(spec: &CommandSpec) -> Cost {
+    if spec.has_flag("fast")
+        || spec.has_flag("blocking")
+        || spec.undo == Undo::NothingWrittenOnError
+    {
+        Cost::Fast
+    } else {
+        Cost::Slow
+    }
 }
 
 /// Commands a RESP2 client may send while subscribed.
@@ -365,8 +372,9 @@ impl Session {
         // (disconnect, kill, shutdown), it leaves nothing in the queues.
         let guard = Waiting::new(Arc::clone(&self.server.keyspace.waits), &self.client);
         let abandoned = Arc::clone(&guard.abandoned);
-        let write = self.server.store.write_now_if_idle(
+        let write = self.server.store.write_local(
             Isolation::NoneWhenFailureWritesNothing,
+            Cost::Fast,
             move |tx| {
                 let reply = transaction::run_alone(spec, tx, &ctx, &argv, &shared)?;
                 let (Reply::Null | Reply::NullArray, Ok(parsed)) = (&reply, blocking::parse(&argv))
@@ -422,18 +430,7 @@ impl Session {
     {
         let store = &self.server.store;
         let isolation = Isolation::NoneWhenFailureWritesNothing;
-        let waits = &self.server.keyspace.waits;
-        let blocked_before = waits.blocked();
-        let write = if runs_now_if_idle(spec) {
-            store.write_now_if_idle(isolation, op)
-        } else {
-            store.write_with(isolation, op)
-        };
-        if waits.blocked() < blocked_before {
-            // The write ran here and served blocked clients: let their
-            // replies go out before this one, as their wait was longer.
-            tokio::task::yield_now().await;
-        }
+        let write = store.write_local(isolation, cost_of(spec), op);
         self.pending(spec, Box::pin(resolve(write))).await;
     }
 
@@ -523,8 +520,9 @@ impl Session {
     fn unwatch_silently(&mut self) {
         let watch = Arc::clone(&self.watch);
         // Ordered with this client's other writer jobs; nothing to answer.
-        let done = self.server.store.write_now_if_idle(
+        let done = self.server.store.write_local(
             Isolation::NoneWhenFailureWritesNothing,
+            Cost::Fast,
             move |_| {
                 lock(&watch).clear();
                 Ok(())

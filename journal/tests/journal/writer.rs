@@ -5,7 +5,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use keyferry_journal::connection::{open_ro, open_rw};
-use keyferry_journal::{Durability, Isolation, Pending, WriteError, Writer, WriterConfig};
+use keyferry_journal::{Cost, Durability, Isolation, Pending, WriteError, Writer, WriterConfig};
 use rusqlite::Connection;
 use tempfile::TempDir;
 
@@ -204,70 +204,120 @@ fn after_commit_hooks_learn_whether_their_job_committed() {
     assert_eq!(heard, [("failed", false), ("kept", true)]);
 }
 
-/// Runs a job that records `name` through `run_now_if_idle` and answers
-/// the thread it ran on.
-fn run_now_if_idle(writer: &Writer, name: &'static str) -> std::thread::ThreadId {
-    writer
-        .handle()
-        .run_now_if_idle(Isolation::Savepoint, move |conn| {
-            insert(conn, name)?;
-            Ok::<_, rusqlite::Error>(std::thread::current().id())
-        })
-        .wait()
-        .expect(name)
-}
-
-fn writer_idle_after(durability: Durability, idle: Duration) -> (TempDir, Writer) {
+/// A writer with the given durability, on a file with table `t`.
+fn writer_with(durability: Durability) -> (TempDir, Writer) {
     let dir = tempfile::tempdir().expect("temp dir");
     let conn = open_rw(&dir.path().join("w.sqlite"), durability).expect("open");
     conn.execute_batch("CREATE TABLE t (job TEXT NOT NULL)")
         .expect("table");
-    let config = WriterConfig {
-        inline_after_idle: Some(idle),
-        ..WriterConfig::default()
-    };
-    (dir, Writer::spawn(conn, config).expect("spawn"))
+    (
+        dir,
+        Writer::spawn(conn, WriterConfig::default()).expect("spawn"),
+    )
+}
+
+/// A single-threaded runtime, as one I/O thread of `keyferry serve`.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime")
+}
+
+/// Submits, through `submit_local`, a job that records `name` and answers
+/// the thread it ran on and what a separate reader saw of `t` meanwhile.
+fn local(
+    writer: &Writer,
+    cost: Cost,
+    name: &'static str,
+    dir: &TempDir,
+) -> Pending<(std::thread::ThreadId, i64), rusqlite::Error> {
+    let reader = reader(dir);
+    writer
+        .handle()
+        .submit_local(Isolation::Savepoint, cost, move |conn| {
+            insert(conn, name)?;
+            let seen: i64 = reader.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+            Ok((std::thread::current().id(), seen))
+        })
 }
 
 #[test]
-fn an_idle_writer_lets_the_caller_run_a_job_itself_then_batches_again() {
-    let (dir, writer) = writer_idle_after(Durability::Normal, Duration::from_millis(200));
-    std::thread::sleep(Duration::from_millis(300));
-    let caller = std::thread::current().id();
-    assert_eq!(run_now_if_idle(&writer, "alone"), caller);
-    // A batch just ended (the caller's own): the next job goes to the
-    // writer thread, where group commit happens.
-    assert_ne!(run_now_if_idle(&writer, "right after"), caller);
-    assert_eq!(committed_jobs(&dir), ["alone", "right after"]);
-}
-
-#[test]
-fn a_job_never_overtakes_queued_work() {
-    let (dir, writer) = writer();
-    std::thread::sleep(Duration::from_millis(5));
-    let (open, gate) = gate(&writer);
-    let handle = writer.handle();
-    let later = std::thread::spawn(move || {
-        handle
-            .run_now_if_idle(Isolation::Savepoint, |conn| insert(conn, "later"))
-            .wait()
+fn local_jobs_of_one_turn_commit_together_on_the_runtime_thread() {
+    let (dir, writer) = writer_with(Durability::Normal);
+    let ran = runtime().block_on(async {
+        // Three tasks submit in the same turn of the runtime.
+        let tasks: Vec<_> = ["a", "b", "c"]
+            .into_iter()
+            .map(|name| {
+                let job = local(&writer, Cost::Fast, name, &dir);
+                tokio::spawn(async move { job.await.expect(name) })
+            })
+            .collect();
+        let mut ran = Vec::new();
+        for task in tasks {
+            ran.push(task.await.expect("task"));
+        }
+        ran
     });
-    // Still blocked behind the gate, whichever thread it is queued on.
-    std::thread::sleep(Duration::from_millis(50));
-    assert!(!later.is_finished());
-    open.send(()).expect("release gate");
-    gate.wait().expect("gate");
-    later.join().expect("thread").expect("later");
-    assert_eq!(committed_jobs(&dir), ["gate", "later"]);
+    let here = std::thread::current().id();
+    // All on this (the runtime's) thread, and none saw another commit:
+    // one transaction.
+    assert_eq!(ran, [(here, 0), (here, 0), (here, 0)]);
+    assert_eq!(committed_jobs(&dir), ["a", "b", "c"]);
 }
 
 #[test]
-fn commits_that_fsync_never_run_on_the_caller() {
-    let (dir, writer) = writer_idle_after(Durability::Full, Duration::from_micros(1));
-    std::thread::sleep(Duration::from_millis(5));
-    assert_ne!(
-        run_now_if_idle(&writer, "durable"),
-        std::thread::current().id()
-    );
+fn a_slow_job_and_the_jobs_after_it_go_to_the_writer_thread_in_order() {
+    let (dir, writer) = writer_with(Durability::Normal);
+    let ran = runtime().block_on(async {
+        let jobs = [
+            local(&writer, Cost::Fast, "fast", &dir),
+            local(&writer, Cost::Slow, "slow", &dir),
+            local(&writer, Cost::Fast, "fast after slow", &dir),
+        ];
+        let mut ran = Vec::new();
+        for job in jobs {
+            ran.push(job.await.expect("job").0);
+        }
+        ran
+    });
+    let here = std::thread::current().id();
+    assert_eq!(ran[0], here);
+    assert_ne!(ran[1], here);
+    assert_eq!(ran[2], ran[1]);
+    assert_eq!(committed_jobs(&dir), ["fast", "slow", "fast after slow"]);
+}
+
+#[test]
+fn a_local_job_never_overtakes_queued_work() {
+    let (dir, writer) = writer();
+    let (open, gate) = gate(&writer);
+    let later = runtime().block_on(async {
+        let later = local(&writer, Cost::Fast, "later", &dir);
+        // Still behind the gate, on whichever thread it is queued.
+        let waited = tokio::time::timeout(Duration::from_millis(50), later).await;
+        assert!(waited.is_err(), "ran before the gate's batch");
+        open.send(()).expect("release gate");
+        local(&writer, Cost::Fast, "after the gate", &dir).await
+    });
+    gate.wait().expect("gate");
+    later.expect("after the gate");
+    assert_eq!(committed_jobs(&dir), ["gate", "later", "after the gate"]);
+}
+
+#[test]
+fn local_jobs_run_on_the_writer_thread_outside_a_runtime_or_when_commits_fsync() {
+    let here = std::thread::current().id();
+    let (dir, writer) = writer_with(Durability::Normal);
+    let outside = local(&writer, Cost::Fast, "outside", &dir)
+        .wait()
+        .expect("outside");
+    assert_ne!(outside.0, here);
+    let (dir, writer) = writer_with(Durability::Full);
+    let durable = runtime()
+        .block_on(local(&writer, Cost::Fast, "durable", &dir))
+        .expect("durable");
+    assert_ne!(durable.0, here);
     assert_eq!(committed_jobs(&dir), ["durable"]);
 }
