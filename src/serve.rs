@@ -85,7 +85,12 @@ pub enum ServeError {
 /// the writer served GET at 0.76x redis-server and SET at 0.35x; two
 /// I/O threads contending with the writer gave 0.64x and 0.32x.
 fn io_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+    std::env::var("KF_IO")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+        })
 }
 
 /// Runs `keyferry serve` to completion on a new multi-threaded runtime.

@@ -598,13 +598,17 @@ mod tests {
     fn hand_over(store: &Store, queues: &Arc<WaitQueues>, list: &[&str]) -> Handed {
         let queues = Arc::clone(queues);
         let mut list: VecDeque<Vec<u8>> = list.iter().map(|v| b(v)).collect();
-        store
+        let handed = store
             .write(move |tx| {
                 let handed = queues.hand_over(tx, db(0), b"k", &mut list)?;
                 Ok((handed.served, handed.moved_to, list.into()))
             })
             .wait()
-            .expect("committed")
+            .expect("committed");
+        // The waiters hear back right after the pusher: the next batch's
+        // answer comes after that.
+        store.write(|_| Ok(())).wait().expect("next batch");
+        handed
     }
 
     fn range(store: &Store, key: &str) -> Vec<Vec<u8>> {

@@ -22,7 +22,6 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
@@ -214,8 +213,6 @@ struct Shared {
     /// batch, and by a committer running a batch on a caller's runtime
     /// (`writer/local.rs`). `None` once the writer has shut down.
     conn: Mutex<Option<Connection>>,
-    /// Jobs handed to the writer thread and not answered yet.
-    queued: AtomicUsize,
     /// Jobs submitted with [`WriterHandle::submit_local`] not run yet.
     local: local::LocalQueue,
     /// How large a batch may grow.
@@ -302,12 +299,9 @@ impl WriterHandle {
     }
 
     fn hand_over(&self, job: Job) {
-        self.shared.queued.fetch_add(1, Ordering::SeqCst);
         // If the writer is gone the job is dropped with its reply sender, and
         // the Pending resolves to WriterGone.
-        if self.tx.send(Msg::Job(job)).is_err() {
-            self.shared.queued.fetch_sub(1, Ordering::SeqCst);
-        }
+        let _ = self.tx.send(Msg::Job(job));
     }
 }
 
@@ -346,7 +340,6 @@ impl Writer {
                 max_batch_duration: config.max_batch_duration,
             },
             conn: Mutex::new(Some(conn)),
-            queued: AtomicUsize::new(0),
             checkpointer,
         });
         let thread_shared = Arc::clone(&shared);
@@ -414,47 +407,41 @@ fn run(shared: &Shared, rx: &Receiver<Msg>) {
         let conn = guard
             .as_ref()
             .expect("only this thread closes the connection");
-        let jobs = match conn.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) => {
-                let started = Instant::now();
-                let mut ran = 1;
-                run_batch(conn, first, || {
-                    while ran < shared.limits.max_batch_jobs
-                        && started.elapsed() < shared.limits.max_batch_duration
-                    {
-                        match rx.try_recv() {
-                            Ok(Msg::Job(job)) => {
-                                ran += 1;
-                                return Some(job);
-                            }
-                            // The catch-up follows every batch anyway.
-                            Ok(Msg::CatchUp) => {}
-                            Ok(Msg::Shutdown) => {
-                                shutdown = true;
-                                return None;
-                            }
-                            Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => {
-                                return None;
-                            }
+        let answers = match run_cached(conn, "BEGIN IMMEDIATE") {
+            Ok(()) => run_batch(conn, first, &shared.limits, || {
+                loop {
+                    match rx.try_recv() {
+                        Ok(Msg::Job(job)) => return Some(job),
+                        // The catch-up follows every batch anyway.
+                        Ok(Msg::CatchUp) => {}
+                        Ok(Msg::Shutdown) => {
+                            shutdown = true;
+                            return None;
                         }
+                        Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => return None,
                     }
-                    None
-                })
-            }
+                }
+            }),
             Err(e) => {
                 let e = Arc::new(e);
                 metrics::counter!("keyferry_writer_transaction_errors_total").increment(1);
                 tracing::warn!(error = %e, "could not begin a write transaction");
                 // Nothing was written; the caller gets the error and may retry.
                 first.reject(e);
-                1
+                Answers::none()
             }
         };
-        shared.queued.fetch_sub(jobs, Ordering::SeqCst);
-        if let Some(checkpointer) = &shared.checkpointer {
+        // The connection is free before anyone hears back: a caller that
+        // answers with its next job (a committer, see `writer/local.rs`)
+        // finds it unlocked.
+        drop(guard);
+        answers.deliver();
+        if let Some(checkpointer) = &shared.checkpointer
+            && checkpointer.due()
+            && let Some(conn) = shared.lock_conn().as_ref()
+        {
             checkpointer.catch_up(conn);
         }
-        drop(guard);
     }
     // The checkpointer's connection closes before the writer's: the last
     // connection to close removes the WAL.
@@ -470,21 +457,29 @@ struct BatchLimits {
     max_batch_duration: Duration,
 }
 
-/// Runs `first`, then every job `more` yields (it applies the batch
-/// limits), inside the transaction the caller began; commits (or rolls
-/// back a poisoned batch), runs the after-commit hooks, and answers every
-/// job. Returns how many jobs it answered.
-fn run_batch(conn: &Connection, first: Job, mut more: impl FnMut() -> Option<Job>) -> usize {
+/// Runs `first`, then the jobs `more` yields while the batch is within
+/// `limits`, inside the transaction the caller began, and commits (or
+/// rolls back a poisoned batch). Returns the answers, for the caller to
+/// deliver once it let go of the connection.
+fn run_batch(
+    conn: &Connection,
+    first: Job,
+    limits: &BatchLimits,
+    mut more: impl FnMut() -> Option<Job>,
+) -> Answers {
+    let started = Instant::now();
     let mut delivered = Vec::with_capacity(16);
     let mut poisoned = None;
     run_job(conn, first, &mut delivered, &mut poisoned);
     while poisoned.is_none()
+        && delivered.len() < limits.max_batch_jobs
+        && started.elapsed() < limits.max_batch_duration
         && let Some(job) = more()
     {
         run_job(conn, job, &mut delivered, &mut poisoned);
     }
     let commit_started = Instant::now();
-    let committed = match poisoned.map_or_else(|| conn.execute_batch("COMMIT"), Err) {
+    let committed = match poisoned.map_or_else(|| run_cached(conn, "COMMIT"), Err) {
         Ok(()) => Ok(()),
         Err(e) => {
             // A failed COMMIT (disk full, I/O error) may leave the
@@ -500,13 +495,36 @@ fn run_batch(conn: &Connection, first: Job, mut more: impl FnMut() -> Option<Job
         .record(commit_started.elapsed().as_secs_f64());
     metrics::histogram!("keyferry_writer_batch_jobs").record(delivered.len() as f64);
     metrics::counter!("keyferry_writer_transactions_total").increment(1);
-    let jobs = delivered.len();
-    let hooks_succeed = committed.is_ok();
-    for ran in delivered {
-        (ran.deliver)(committed.clone());
+    Answers {
+        delivered,
+        committed,
     }
-    run_hooks_from(0, hooks_succeed);
-    jobs
+}
+
+/// What a batch owes its callers once it committed or failed.
+#[must_use = "callers wait for their answers"]
+struct Answers {
+    delivered: Vec<Ran>,
+    committed: Result<(), Arc<rusqlite::Error>>,
+}
+
+impl Answers {
+    /// Nothing to answer (the batch never began).
+    fn none() -> Self {
+        Self {
+            delivered: Vec::new(),
+            committed: Ok(()),
+        }
+    }
+
+    /// Answers every caller, then runs the batch's after-commit hooks on
+    /// this thread (see [`after_commit`] for why in that order).
+    fn deliver(self) {
+        for ran in self.delivered {
+            (ran.deliver)(self.committed.clone());
+        }
+        run_hooks_from(0, self.committed.is_ok());
+    }
 }
 
 /// Runs `job` isolated as it asked, keeping its effects only if it
@@ -564,6 +582,9 @@ fn run_job(
     delivered.push(ran);
 }
 
+/// Runs a statement without parameters or rows (`BEGIN IMMEDIATE`,
+/// `COMMIT`, savepoints) through the connection's statement cache, so it
+/// is parsed once rather than for every batch or job.
 fn run_cached(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(drop)
 }

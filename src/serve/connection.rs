@@ -83,6 +83,11 @@ pub(super) async fn serve(
 
     let mut input = Vec::with_capacity(READ_CHUNK);
     let result = async {
+        // Created once, not per request: each creation registers a waiter
+        // with a Notify (a lock), and each drop takes it out again.
+        let shutdown = shutdown.wait();
+        let killed = client.killed();
+        tokio::pin!(shutdown, killed);
         loop {
             input.reserve(READ_CHUNK);
             // A blocked client's next requests wait (as in Redis), but its
@@ -91,8 +96,8 @@ pub(super) async fn serve(
             let mut blocked = session.take_blocked();
             tokio::select! {
                 biased;
-                _ = shutdown.wait() => return Ok(()),
-                _ = client.killed() => return Ok(()),
+                _ = &mut shutdown => return Ok(()),
+                _ = &mut killed => return Ok(()),
                 reply = async { blocked.as_mut().expect("checked").await }, if blocked.is_some() => {
                     blocked = None;
                     session.reply(reply).await;

@@ -17,24 +17,32 @@
 //! group commit per turn. Answers reach their tasks on the same thread,
 //! without a wake-up across CPUs.
 //!
-//! The writer thread still runs a job when running it here would be wrong
-//! or would stall the runtime:
-//! - the writer thread has work queued or a batch running: this job goes
-//!   behind it, so that jobs of one client keep their order;
-//! - another process holds SQLite's write lock: the writer thread waits for
-//!   it, the runtime does not;
-//! - commits fsync (`synchronous=FULL`): milliseconds per commit;
-//! - the job is [`Cost::Slow`] (it may scan a database): it, and every job
-//!   queued after it, go to the writer thread in order.
+//! The writer thread still runs a job when running it here would stall the
+//! runtime:
+//! - the job is [`Cost::Slow`] (it may scan a database);
+//! - the writer thread is running a batch of its own (other work of the
+//!   process, or its catch-up checkpoint), or another process holds
+//!   SQLite's write lock: the writer thread waits for the connection, the
+//!   runtime does not; this turn's jobs go to it;
+//! - commits fsync (`synchronous=FULL`): milliseconds per commit.
+//!
+//! Jobs of one client keep their order: while jobs of this queue are with
+//! the writer thread, the committer waits (asynchronously) until they were
+//! answered, and the jobs queued meanwhile wait with it, then commit here
+//! in one batch. Returning here at once, rather than handing over every job
+//! while the writer thread has any, matters: under steady load the writer
+//! thread's queue would never empty again, and one catch-up checkpoint left
+//! the server on the slower hand-over path for good.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError, TryLockError};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::time::Duration;
 
 use rusqlite::Connection;
+use tokio::sync::Notify;
 
-use super::{Job, Msg, Shared, WriterHandle, run_batch};
+use super::{Isolation, Job, Msg, Pending, Ran, Shared, Work, WriterHandle, run_batch, run_cached};
 use crate::connection::BUSY_TIMEOUT;
 
 /// How long a job submitted with [`WriterHandle::submit_local`] may hold
@@ -56,6 +64,77 @@ pub(super) struct LocalQueue {
     scheduled: AtomicBool,
     /// Commits may run on a runtime's thread (they do not fsync).
     allowed: bool,
+    /// Jobs of this queue handed to the writer thread and not answered
+    /// yet: until they are, the committer runs nothing itself.
+    handed: Arc<Handed>,
+}
+
+/// A count of handed-over jobs, and a signal when it drops to zero.
+#[derive(Default)]
+struct Handed {
+    count: AtomicUsize,
+    drained: Notify,
+}
+
+impl Handed {
+    /// Resolves once no handed-over job is left unanswered.
+    async fn drained(&self) {
+        loop {
+            let notified = self.drained.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Counts one handed-over job until it is dropped: answered, rejected, or
+/// never run because the writer stopped.
+struct HandedGuard(Arc<Handed>);
+
+impl HandedGuard {
+    fn new(handed: &Arc<Handed>) -> Self {
+        handed.count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(handed))
+    }
+}
+
+impl Drop for HandedGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.drained.notify_one();
+        }
+    }
+}
+
+/// A job of the local queue handed to the writer thread.
+struct Handover {
+    job: Job,
+    guard: HandedGuard,
+}
+
+impl Work for Handover {
+    fn isolation(&self) -> Isolation {
+        self.job.isolation()
+    }
+
+    fn run(self: Box<Self>, conn: &Connection) -> Ran {
+        let Handover { job, guard } = *self;
+        let ran = job.run(conn);
+        let deliver = ran.deliver;
+        Ran {
+            ok: ran.ok,
+            deliver: Box::new(move |committed| {
+                deliver(committed);
+                drop(guard);
+            }),
+        }
+    }
+
+    fn reject(self: Box<Self>, error: Arc<rusqlite::Error>) {
+        self.job.reject(error);
+    }
 }
 
 impl LocalQueue {
@@ -69,6 +148,7 @@ impl LocalQueue {
             jobs: Mutex::new(VecDeque::new()),
             scheduled: AtomicBool::new(false),
             allowed: enabled && !commit_fsyncs,
+            handed: Arc::default(),
         }
     }
 
@@ -82,9 +162,16 @@ impl LocalQueue {
         std::mem::take(&mut *self.lock())
     }
 
+    /// Puts jobs the committer did not get to back at the front.
+    fn put_back(&self, jobs: impl DoubleEndedIterator<Item = (Job, Cost)>) {
+        let mut queue = self.lock();
+        for job in jobs.rev() {
+            queue.push_front(job);
+        }
+    }
+
     /// Called by a committer that is done: `true` if it must go on,
-    /// because jobs arrived after it took the queue and nobody else was
-    /// scheduled for them.
+    /// because jobs are queued and nobody else is scheduled for them.
     fn go_on(&self) -> bool {
         self.scheduled.store(false, Ordering::SeqCst);
         !self.lock().is_empty() && !self.scheduled.swap(true, Ordering::SeqCst)
@@ -99,19 +186,13 @@ impl WriterHandle {
     /// Like [`WriterHandle::submit_with`], but the job is committed on the
     /// current tokio runtime's thread, in one transaction with every other
     /// job submitted this way during the same turn of the runtime, when the
-    /// writer thread is free (see `writer/local.rs`); otherwise it is
-    /// queued for the writer thread as usual. Outside a runtime it is
-    /// always queued.
+    /// writer connection is free (see `writer/local.rs`); otherwise it is
+    /// handed to the writer thread. Outside a runtime it always is.
     ///
     /// Jobs submitted with `submit_local` run in the order they were
-    /// submitted, among themselves and after every job submitted earlier
-    /// through [`WriterHandle::submit_with`].
-    pub fn submit_local<R, E, F>(
-        &self,
-        isolation: super::Isolation,
-        cost: Cost,
-        op: F,
-    ) -> super::Pending<R, E>
+    /// submitted. Relative to jobs submitted otherwise they are ordered
+    /// only by when they commit.
+    pub fn submit_local<R, E, F>(&self, isolation: Isolation, cost: Cost, op: F) -> Pending<R, E>
     where
         R: Send + 'static,
         E: Send + 'static,
@@ -133,67 +214,89 @@ impl WriterHandle {
 
 /// The committer task: see the module docs.
 async fn commit(writer: WriterHandle) {
+    let local = &writer.shared.local;
     loop {
-        let jobs = writer.shared.local.take();
-        run(&writer, jobs);
-        if !writer.shared.local.go_on() {
+        // Jobs this queue handed to the writer thread come first.
+        local.handed.drained().await;
+        let jobs = local.take();
+        let left = run(&writer, jobs);
+        local.put_back(left.into_iter());
+        if !local.go_on() {
             return;
         }
+        // More to do: let the connections have their turn first.
+        tokio::task::yield_now().await;
     }
 }
 
-/// Runs the leading fast jobs of `jobs` here in one transaction if the
-/// writer thread is free, and hands the rest to it in order.
-fn run(writer: &WriterHandle, jobs: VecDeque<(Job, Cost)>) {
-    let mut jobs = jobs.into_iter().peekable();
+/// Runs the leading fast jobs of `jobs` here in one transaction, or hands
+/// them to the writer thread if the connection is busy; hands a leading
+/// slow job to the writer thread. Returns the jobs left for the next round.
+fn run(writer: &WriterHandle, jobs: VecDeque<(Job, Cost)>) -> Vec<(Job, Cost)> {
     let shared = &writer.shared;
-    if shared.queued.load(Ordering::SeqCst) == 0
-        && jobs.peek().is_some_and(|(_, cost)| *cost == Cost::Fast)
-    {
-        run_here(shared, &mut jobs);
-    }
-    for (job, _) in jobs {
-        writer.hand_over(job);
+    let mut jobs = jobs.into_iter().peekable();
+    match jobs.peek().map(|(_, cost)| *cost) {
+        None => {}
+        Some(Cost::Slow) => {
+            let (job, _) = jobs.next().expect("peeked");
+            hand_over(writer, job);
+        }
+        Some(Cost::Fast) if run_here(shared, &mut jobs) => {}
+        Some(Cost::Fast) => {
+            // The writer thread (or another process) holds the connection:
+            // it runs this turn's fast jobs instead.
+            while let Some((job, _)) = jobs.next_if(|(_, cost)| *cost == Cost::Fast) {
+                hand_over(writer, job);
+            }
+        }
     }
     if shared.checkpointer.as_ref().is_some_and(|c| c.due()) {
         // Only the writer thread runs the catch-up checkpoint.
         let _ = writer.tx.send(Msg::CatchUp);
     }
+    jobs.collect()
+}
+
+fn hand_over(writer: &WriterHandle, job: Job) {
+    let guard = HandedGuard::new(&writer.shared.local.handed);
+    writer.hand_over(Box::new(Handover { job, guard }));
 }
 
 /// Runs fast jobs from the front of `jobs` in one transaction on this
-/// thread, unless the connection is busy (a batch of the writer thread, or
-/// another process's write lock).
-fn run_here(shared: &Shared, jobs: &mut std::iter::Peekable<impl Iterator<Item = (Job, Cost)>>) {
+/// thread. `false` if it could not: the connection is busy (a batch of the
+/// writer thread, its catch-up checkpoint, or another process's write
+/// lock).
+fn run_here(
+    shared: &Shared,
+    jobs: &mut std::iter::Peekable<impl Iterator<Item = (Job, Cost)>>,
+) -> bool {
     let guard = match shared.conn.try_lock() {
         Ok(guard) => guard,
         Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(TryLockError::WouldBlock) => return,
+        Err(TryLockError::WouldBlock) => return false,
     };
-    // Shut down: queued, the jobs fail like any late job.
-    let Some(conn) = guard.as_ref() else { return };
+    // Shut down: handed over, the jobs fail like any late job.
+    let Some(conn) = guard.as_ref() else {
+        return false;
+    };
     if begin_without_waiting(conn).is_err() {
-        return;
+        return false;
     }
     let (first, _) = jobs.next().expect("checked: a fast job leads");
-    let limits = &shared.limits;
-    let started = Instant::now();
-    let mut ran = 1;
-    run_batch(conn, first, || {
-        if ran >= limits.max_batch_jobs || started.elapsed() >= limits.max_batch_duration {
-            return None;
-        }
-        ran += 1;
+    let answers = run_batch(conn, first, &shared.limits, || {
         jobs.next_if(|(_, cost)| *cost == Cost::Fast)
             .map(|(job, _)| job)
     });
+    drop(guard);
+    answers.deliver();
+    true
 }
 
 /// `BEGIN IMMEDIATE`, failing at once instead of waiting when another
 /// process holds the write lock.
 fn begin_without_waiting(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::ZERO)?;
-    let begun = conn.execute_batch("BEGIN IMMEDIATE");
+    let begun = run_cached(conn, "BEGIN IMMEDIATE");
     conn.busy_timeout(BUSY_TIMEOUT)?;
     begun
 }
