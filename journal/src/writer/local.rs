@@ -30,9 +30,9 @@
 //! the writer thread, the committer waits (asynchronously) until they were
 //! answered, and the jobs queued meanwhile wait with it, then commit here
 //! in one batch. Returning here at once, rather than handing over every job
-//! while the writer thread has any, matters: under steady load the writer
-//! thread's queue would never empty again, and one catch-up checkpoint left
-//! the server on the slower hand-over path for good.
+//! while the writer thread has any: under steady load the writer thread's
+//! queue need never empty again, and one catch-up checkpoint could keep the
+//! server on the slower hand-over path for as long as the load lasts.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
