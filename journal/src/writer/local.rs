@@ -19,7 +19,8 @@
 //!
 //! The writer thread still runs a job when running it here would stall the
 //! runtime:
-//! - the job is [`Cost::Slow`] (it may scan a database);
+//! - the job is [`Cost::Slow`] (it may scan a database): it and every job
+//!   of its turn after it;
 //! - the writer thread is running a batch of its own (other work of the
 //!   process, or its catch-up checkpoint), or another process holds
 //!   SQLite's write lock: the writer thread waits for the connection, the
@@ -29,10 +30,11 @@
 //! Jobs of one client keep their order: while jobs of this queue are with
 //! the writer thread, the committer waits (asynchronously) until they were
 //! answered, and the jobs queued meanwhile wait with it, then commit here
-//! in one batch. Returning here at once, rather than handing over every job
-//! while the writer thread has any: under steady load the writer thread's
-//! queue need never empty again, and one catch-up checkpoint could keep the
-//! server on the slower hand-over path for as long as the load lasts.
+//! in one batch. So it comes back here as soon as it can, rather than
+//! handing over every job while the writer thread has any: under steady
+//! load the writer thread's queue need never empty again, and one catch-up
+//! checkpoint could keep the server on the slower hand-over path for as
+//! long as the load lasts.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -162,14 +164,6 @@ impl LocalQueue {
         std::mem::take(&mut *self.lock())
     }
 
-    /// Puts jobs the committer did not get to back at the front.
-    fn put_back(&self, jobs: impl DoubleEndedIterator<Item = (Job, Cost)>) {
-        let mut queue = self.lock();
-        for job in jobs.rev() {
-            queue.push_front(job);
-        }
-    }
-
     /// Called by a committer that is done: `true` if it must go on,
     /// because jobs are queued and nobody else is scheduled for them.
     fn go_on(&self) -> bool {
@@ -218,9 +212,7 @@ async fn commit(writer: WriterHandle) {
     loop {
         // Jobs this queue handed to the writer thread come first.
         local.handed.drained().await;
-        let jobs = local.take();
-        let left = run(&writer, jobs);
-        local.put_back(left.into_iter());
+        run(&writer, local.take());
         if !local.go_on() {
             return;
         }
@@ -229,32 +221,28 @@ async fn commit(writer: WriterHandle) {
     }
 }
 
-/// Runs the leading fast jobs of `jobs` here in one transaction, or hands
-/// them to the writer thread if the connection is busy; hands a leading
-/// slow job to the writer thread. Returns the jobs left for the next round.
-fn run(writer: &WriterHandle, jobs: VecDeque<(Job, Cost)>) -> Vec<(Job, Cost)> {
+/// Runs the leading fast jobs of `jobs` here in one transaction, and hands
+/// the rest to the writer thread in order: from the first slow job on, or
+/// all of them when the connection is busy. The committer's next round
+/// waits for those (see the module docs).
+fn run(writer: &WriterHandle, jobs: VecDeque<(Job, Cost)>) {
     let shared = &writer.shared;
     let mut jobs = jobs.into_iter().peekable();
-    match jobs.peek().map(|(_, cost)| *cost) {
-        None => {}
-        Some(Cost::Slow) => {
-            let (job, _) = jobs.next().expect("peeked");
-            hand_over(writer, job);
-        }
-        Some(Cost::Fast) if run_here(shared, &mut jobs) => {}
-        Some(Cost::Fast) => {
-            // The writer thread (or another process) holds the connection:
-            // it runs this turn's fast jobs instead.
-            while let Some((job, _)) = jobs.next_if(|(_, cost)| *cost == Cost::Fast) {
-                hand_over(writer, job);
-            }
-        }
+    if jobs.peek().is_some_and(|(_, cost)| *cost == Cost::Fast) {
+        // When it cannot (the writer thread or another process holds the
+        // connection) the writer thread gets this turn's fast jobs too.
+        run_here(shared, &mut jobs);
+    }
+    // All of the rest, not just the leading slow job: waiting for each
+    // slow job before handing over the next would allow one `EXEC` per
+    // round trip between the threads.
+    for (job, _) in jobs {
+        hand_over(writer, job);
     }
     if shared.checkpointer.as_ref().is_some_and(|c| c.due()) {
         // Only the writer thread runs the catch-up checkpoint.
         let _ = writer.tx.send(Msg::CatchUp);
     }
-    jobs.collect()
 }
 
 fn hand_over(writer: &WriterHandle, job: Job) {
@@ -263,24 +251,20 @@ fn hand_over(writer: &WriterHandle, job: Job) {
 }
 
 /// Runs fast jobs from the front of `jobs` in one transaction on this
-/// thread. `false` if it could not: the connection is busy (a batch of the
-/// writer thread, its catch-up checkpoint, or another process's write
-/// lock).
-fn run_here(
-    shared: &Shared,
-    jobs: &mut std::iter::Peekable<impl Iterator<Item = (Job, Cost)>>,
-) -> bool {
+/// thread, unless the connection is busy (a batch of the writer thread,
+/// its catch-up checkpoint, or another process's write lock).
+fn run_here(shared: &Shared, jobs: &mut std::iter::Peekable<impl Iterator<Item = (Job, Cost)>>) {
     let guard = match shared.conn.try_lock() {
         Ok(guard) => guard,
         Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-        Err(TryLockError::WouldBlock) => return false,
+        Err(TryLockError::WouldBlock) => return,
     };
     // Shut down: handed over, the jobs fail like any late job.
     let Some(conn) = guard.as_ref() else {
-        return false;
+        return;
     };
     if begin_without_waiting(conn).is_err() {
-        return false;
+        return;
     }
     let (first, _) = jobs.next().expect("checked: a fast job leads");
     let answers = run_batch(conn, first, &shared.limits, || {
@@ -289,7 +273,6 @@ fn run_here(
     });
     drop(guard);
     answers.deliver();
-    true
 }
 
 /// `BEGIN IMMEDIATE`, failing at once instead of waiting when another

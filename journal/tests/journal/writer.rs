@@ -271,26 +271,32 @@ fn local_jobs_of_one_turn_commit_together_on_the_runtime_thread() {
 }
 
 #[test]
-fn a_slow_job_goes_to_the_writer_thread_and_the_jobs_after_it_wait_for_it() {
+fn a_slow_job_and_the_rest_of_its_turn_go_to_the_writer_thread_and_the_next_turn_waits() {
     let (dir, writer) = writer_with(Durability::Normal);
     let ran = runtime().block_on(async {
-        let jobs = [
+        let turn = [
             local(&writer, Cost::Fast, "fast", &dir),
             local(&writer, Cost::Slow, "slow", &dir),
             local(&writer, Cost::Fast, "fast after slow", &dir),
         ];
         let mut ran = Vec::new();
-        for job in jobs {
+        for job in turn {
             ran.push(job.await.expect("job"));
         }
+        let next = local(&writer, Cost::Fast, "next turn", &dir);
+        ran.push(next.await.expect("next turn"));
         ran
     });
     let here = std::thread::current().id();
     assert_eq!(ran[0], (here, 0));
     assert_ne!(ran[1].0, here);
-    // Back here, once the slow job was answered (it saw both before it).
-    assert_eq!(ran[2], (here, 2));
-    assert_eq!(committed_jobs(&dir), ["fast", "slow", "fast after slow"]);
+    assert_eq!(ran[2].0, ran[1].0);
+    // Back here once the writer thread answered (it saw all three).
+    assert_eq!(ran[3], (here, 3));
+    assert_eq!(
+        committed_jobs(&dir),
+        ["fast", "slow", "fast after slow", "next turn"]
+    );
 }
 
 /// While the writer thread holds the connection, a turn's jobs go to it;
