@@ -209,15 +209,29 @@ impl WriterHandle {
 /// The committer task: see the module docs.
 async fn commit(writer: WriterHandle) {
     let local = &writer.shared.local;
+    let committing = Committing(local);
     loop {
         // Jobs this queue handed to the writer thread come first.
         local.handed.drained().await;
         run(&writer, local.take());
         if !local.go_on() {
+            // `go_on` let go of `scheduled`; a new committer may own it.
+            std::mem::forget(committing);
             return;
         }
         // More to do: let the connections have their turn first.
         tokio::task::yield_now().await;
+    }
+}
+
+/// Lets go of `scheduled` when a committer ends other than through
+/// `go_on`: a panic (in an after-commit hook) or its runtime dropping it.
+/// Otherwise no job would ever spawn a committer again.
+struct Committing<'a>(&'a LocalQueue);
+
+impl Drop for Committing<'_> {
+    fn drop(&mut self) {
+        self.0.scheduled.store(false, Ordering::SeqCst);
     }
 }
 

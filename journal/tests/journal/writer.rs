@@ -345,3 +345,28 @@ fn local_jobs_run_on_the_writer_thread_outside_a_runtime_or_when_commits_fsync()
     assert_ne!(durable.0, here);
     assert_eq!(committed_jobs(&dir), ["durable"]);
 }
+
+/// A committer that dies (here: an after-commit hook panics) must not
+/// leave the queue believing a committer is still coming.
+#[test]
+fn local_jobs_still_commit_after_a_hook_panicked() {
+    use keyferry_journal::writer::after_commit;
+    let (dir, writer) = writer_with(Durability::Normal);
+    runtime().block_on(async {
+        let first = writer
+            .handle()
+            .submit_local(Isolation::Savepoint, Cost::Fast, |conn| {
+                after_commit(Box::new(|_| panic!("a hook that panics")));
+                insert(conn, "first")
+            });
+        first.await.expect("first commits before its hook runs");
+        // Let the committer finish dying.
+        tokio::task::yield_now().await;
+        let second = local(&writer, Cost::Fast, "second", &dir);
+        tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("a committer ran the next job")
+            .expect("second");
+    });
+    assert_eq!(committed_jobs(&dir), ["first", "second"]);
+}
