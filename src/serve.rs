@@ -79,18 +79,15 @@ pub enum ServeError {
     Retention(keyferry_journal::compaction::CompactionError),
 }
 
-/// Threads for the sockets: one core fewer than the machine has, since the
-/// group-committing writer thread keeps one core busy under write load.
-/// Measured on 2 cores with redis-benchmark (-c 50): one I/O thread beside
-/// the writer served GET at 0.76x redis-server and SET at 0.35x; two
-/// I/O threads contending with the writer gave 0.64x and 0.32x.
+/// Threads for the sockets: one core fewer than the machine has, leaving a
+/// core for the checkpointer, the writer thread's own work and local
+/// clients. The socket threads also commit their clients' writes
+/// (`journal/src/writer/local.rs`). Measured on 2 cores with
+/// redis-benchmark (-c 50, -P 1): one thread served SET at 81-84k ops/s
+/// and HSET at 72-74k; two threads, contending with redis-benchmark and
+/// waking each other, 66-72k and 59-61k.
 fn io_threads() -> usize {
-    std::env::var("KF_IO")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-        })
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 /// Runs `keyferry serve` to completion on a new multi-threaded runtime.

@@ -67,10 +67,7 @@ impl Default for WalPolicy {
     fn default() -> Self {
         Self {
             background_every: BACKGROUND_EVERY,
-            catch_up_at: std::env::var("KF_CATCHUP")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(CATCH_UP_AT),
+            catch_up_at: CATCH_UP_AT,
         }
     }
 }
