@@ -266,18 +266,26 @@ static WAL_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xUnfetch: None,
 };
 
-/// Flushes, then forwards the call to the default VFS's method `$m`.
-macro_rules! flush_then {
+/// Forwards the call to the default VFS's method `$m` of the wrapped file.
+macro_rules! forward {
     ($file:ident, $m:ident $(, $arg:expr)*) => {{
         // SAFETY: SQLite calls WAL_METHODS only on files `open` made.
         let wal = unsafe { wal($file) };
-        let rc = wal.flush();
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
         let method = wal.methods().$m.expect("every VFS has it");
         // SAFETY: forwarding SQLite's arguments to the wrapped file.
         unsafe { method(wal.inner() $(, $arg)*) }
+    }};
+}
+
+/// Flushes, then forwards the call like [`forward!`].
+macro_rules! flush_then {
+    ($file:ident, $m:ident $(, $arg:expr)*) => {{
+        // SAFETY: SQLite calls WAL_METHODS only on files `open` made.
+        let rc = unsafe { wal($file) }.flush();
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        forward!($file, $m $(, $arg)*)
     }};
 }
 
@@ -352,27 +360,16 @@ unsafe extern "C" fn file_control(
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite calls WAL_METHODS only on files `open` made.
-    let wal = unsafe { wal(file) };
-    let method = wal.methods().xSectorSize.expect("every VFS has it");
-    // SAFETY: forwarding to the wrapped file.
-    unsafe { method(wal.inner()) }
+    forward!(file, xSectorSize)
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: SQLite calls WAL_METHODS only on files `open` made.
-    let wal = unsafe { wal(file) };
-    let method = wal
-        .methods()
-        .xDeviceCharacteristics
-        .expect("every VFS has it");
-    // SAFETY: forwarding to the wrapped file.
-    unsafe { method(wal.inner()) }
+    forward!(file, xDeviceCharacteristics)
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use rusqlite::{Connection, ffi};
 
@@ -396,6 +393,16 @@ mod tests {
         }
     }
 
+    /// A fresh database with table `t`, and its read-write connection.
+    fn database() -> (tempfile::TempDir, PathBuf, Connection) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("wal.sqlite");
+        let conn = open_rw(&path, Durability::Normal).expect("open");
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER, v BLOB)")
+            .expect("schema");
+        (dir, path, conn)
+    }
+
     fn rows(conn: &Connection) -> (i64, i64) {
         conn.query_row("SELECT count(*), coalesce(sum(n), 0) FROM t", [], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -417,11 +424,7 @@ mod tests {
 
     #[test]
     fn keyferry_connections_use_this_vfs() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("wal.sqlite");
-        let conn = open_rw(&path, Durability::Normal).expect("open");
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER, v BLOB)")
-            .expect("schema");
+        let (_dir, path, conn) = database();
         assert_eq!(vfs_name(&conn), super::NAME.to_str().expect("utf-8"));
         assert_eq!(vfs_name(&open_ro(&path).expect("open ro")), vfs_name(&conn));
     }
@@ -433,11 +436,7 @@ mod tests {
     /// those frames in place (then rewrites their checksums).
     #[test]
     fn every_commit_reaches_readers_and_survives_a_crash() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("wal.sqlite");
-        let conn = open_rw(&path, Durability::Normal).expect("open");
-        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, n INTEGER, v BLOB)")
-            .expect("schema");
+        let (dir, path, conn) = database();
         let reader = open_ro(&path).expect("open ro");
         let mut expected = (0, 0);
         for round in 0..12i64 {
