@@ -63,9 +63,7 @@ pub(crate) fn push_to_waiters(
     // Waiters the hand-over stopped at (a sorted-set pop) are passed over
     // on the written rest, and the moves' destinations serve their own
     // waiters, as after any push.
-    let mut changed = shared.waits.serve(tx, ready);
-    changed.extend(handed.moved_to);
+    shared.serve_blocked(tx, ready, handed.moved_to);
     shared.watches.touch(spec, db, argv);
-    shared.watches.touch_keys(&changed);
     Ok(Some(Reply::Integer(pushed as i64)))
 }

@@ -87,7 +87,7 @@ impl Watches {
 
     /// Records that serving blocked clients changed `keys` (the lists
     /// they popped from and pushed onto).
-    pub(crate) fn touch_keys(&self, keys: &[(Db, Vec<u8>)]) {
+    fn touch_keys(&self, keys: &[(Db, Vec<u8>)]) {
         if !keys.is_empty() {
             self.bump(|d, k| keys.iter().any(|(kd, kk)| *kd == d && kk == k));
         }
@@ -226,6 +226,23 @@ pub(crate) struct Keyspace {
     pub(crate) waits: Arc<WaitQueues>,
 }
 
+impl Keyspace {
+    /// Serves the clients blocked on `ready` keys, and bumps the `WATCH`
+    /// versions of the lists that changed: those serving popped from or
+    /// pushed onto, and `also_changed` (lists the caller changed on the
+    /// waiters' behalf), in one pass.
+    pub(crate) fn serve_blocked(
+        &self,
+        tx: &mut Tx<'_>,
+        ready: Vec<(Db, Vec<u8>)>,
+        also_changed: Vec<(Db, Vec<u8>)>,
+    ) {
+        let mut changed = self.waits.serve(tx, ready);
+        changed.extend(also_changed);
+        self.watches.touch_keys(&changed);
+    }
+}
+
 /// Runs a keyspace command inside the writer's transaction: a read over
 /// the transaction's view, a write in its own savepoint (bumping the
 /// versions of the keys it changed, and noting in `touched` the keys whose
@@ -288,8 +305,7 @@ pub(crate) fn run_alone(
     }
     let mut touched = Vec::new();
     let reply = run_command(spec, tx, ctx, argv, shared, &mut touched)?;
-    let changed = shared.waits.serve(tx, touched);
-    shared.watches.touch_keys(&changed);
+    shared.serve_blocked(tx, touched, Vec::new());
     Ok(reply)
 }
 
@@ -319,7 +335,6 @@ pub(crate) fn exec(
             Step::Run(spec, ctx, argv) => run_command(spec, tx, &ctx, &argv, shared, &mut touched),
         })
         .collect::<Result<_, _>>()?;
-    let changed = shared.waits.serve(tx, touched);
-    shared.watches.touch_keys(&changed);
+    shared.serve_blocked(tx, touched, Vec::new());
     Ok(Reply::Array(replies))
 }
