@@ -44,15 +44,15 @@ pub use local::Cost;
 pub type AfterCommit = Box<dyn FnOnce(bool) + Send>;
 
 thread_local! {
-    /// The [`after_commit`] hooks of the batch being run on this (writer)
-    /// thread.
+    /// The [`after_commit`] hooks of the batch being run on this thread
+    /// (the writer thread, or a runtime's: see `writer/local.rs`).
     static AFTER_COMMIT: RefCell<Vec<AfterCommit>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Registers `hook` from inside a job: the writer calls it right after the
 /// batch's `COMMIT` and its callers were answered, or with `false` if the
 /// job fails or the batch does not commit. Only meaningful inside a job
-/// (on the writer thread); elsewhere the hook is never called.
+/// (on the thread running its batch); elsewhere the hook is never called.
 ///
 /// After the answers, not before: on a runtime's thread (see
 /// `writer/local.rs`) the task woken last runs first, so a client a hook
