@@ -558,6 +558,7 @@ fn in_savepoint(
             Ok(Some(reply))
         }
         other => {
+            keyferry_journal::writer::note_rollback();
             run("ROLLBACK TO serve")?;
             run("RELEASE serve")?;
             other

@@ -49,16 +49,22 @@ impl Tx<'_> {
         })
     }
 
-    /// Records that collection `meta` (a hash or set) now has `len`
-    /// elements; at 0 its key row is deleted, because Redis never keeps an
-    /// empty collection.
-    pub(crate) fn collection_resized(&self, meta: &KeyMeta, len: u64) -> Result<(), StoreError> {
+    /// Records that collection `key` in `db` (a hash, set or sorted set),
+    /// looked up as `meta` by this write, now has `len` elements; at 0 its
+    /// key row is deleted, because Redis never keeps an empty collection.
+    /// See [`Tx::reshape`].
+    pub(crate) fn collection_resized(
+        &self,
+        db: Db,
+        key: &[u8],
+        meta: &KeyMeta,
+        len: u64,
+    ) -> Result<(), StoreError> {
         if len == 0 {
             keys::delete_row(self.conn(), meta.id)?;
-        } else if len != meta.len {
-            keys::set_shape(self.conn(), meta.id, len, meta.list_head)?;
+            return Ok(());
         }
-        Ok(())
+        self.reshape(db, key, meta, len, meta.list_head)
     }
 }
 

@@ -219,7 +219,7 @@ impl Tx<'_> {
     ) -> Result<u64, StoreError> {
         let meta = self.collection_for_write(db, key, KeyKind::Hash)?;
         let added = elements::append(self.conn(), meta.id, 0, &KeyValue::Hash(pairs))?;
-        self.collection_resized(&meta, meta.len + added)?;
+        self.collection_resized(db, key, &meta, meta.len + added)?;
         Ok(added)
     }
 
@@ -255,7 +255,7 @@ impl Tx<'_> {
         for field in fields {
             removed += delete.execute(params![meta.id, field])? as u64;
         }
-        self.collection_resized(&meta, meta.len - removed)?;
+        self.collection_resized(db, key, &meta, meta.len - removed)?;
         Ok(removed)
     }
 

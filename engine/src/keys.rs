@@ -1,5 +1,12 @@
 //! Key rows: finding a key, creating its row, and getting rid of it.
+//!
+//! Writes remember the last key row they looked up and reshaped, so that
+//! the next write to the same key in the same transaction skips the
+//! lookup (see [`LastRow`]).
 
+use std::cell::RefCell;
+
+use keyferry_journal::writer::transaction_epoch;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::db::Db;
@@ -160,6 +167,86 @@ pub(crate) fn set_shape(
     Ok(())
 }
 
+/// The key row the last write on this thread reshaped, for the next write
+/// to the same key: a pipeline of `HSET`s, `SADD`s or `LPUSH`es to one
+/// key commits in one transaction, and each of them looked the key up
+/// again (a tenth of `HSET`'s time with one hot key).
+///
+/// It is used only while nothing at all can have been written since it
+/// was remembered: its [`Stamp`] must still be current. Any write in
+/// between, to any table, makes it stale, so its correctness does not
+/// depend on knowing which statements touch `keys`.
+struct LastRow {
+    stamp: Stamp,
+    db: i64,
+    key: Vec<u8>,
+    meta: KeyMeta,
+}
+
+/// When a row was read: the journal's transaction epoch (new at every
+/// `BEGIN` and rollback on this thread) and the connection's count of rows
+/// written, which grows with every write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    epoch: u64,
+    changes: u64,
+}
+
+impl Stamp {
+    fn now(conn: &Connection) -> Self {
+        Self {
+            epoch: transaction_epoch(),
+            changes: conn.total_changes(),
+        }
+    }
+}
+
+thread_local! {
+    static LAST_ROW: RefCell<Option<LastRow>> = const { RefCell::new(None) };
+}
+
+/// The remembered row of `key` in `db`, if it is still current.
+fn recall(conn: &Connection, db: i64, key: &[u8]) -> Option<KeyMeta> {
+    let meta = LAST_ROW.with(|last| {
+        let last = last.borrow();
+        let row = last.as_ref()?;
+        (row.db == db && row.key == key && row.stamp == Stamp::now(conn)).then(|| row.meta.clone())
+    })?;
+    // Every test runs this check: a remembered row that differs from the
+    // stored one is a bug in whatever wrote in between without counting.
+    debug_assert_eq!(
+        find(conn, db, key).ok().flatten().as_ref(),
+        Some(&meta),
+        "a remembered key row went stale"
+    );
+    Some(meta)
+}
+
+/// Remembers that `key` in `db` is row `meta`, as of now.
+fn remember(conn: &Connection, db: i64, key: &[u8], meta: &KeyMeta) {
+    LAST_ROW.with(|last| {
+        let mut last = last.borrow_mut();
+        let stamp = Stamp::now(conn);
+        match last.as_mut() {
+            Some(row) => {
+                row.stamp = stamp;
+                row.db = db;
+                row.key.clear();
+                row.key.extend_from_slice(key);
+                row.meta.clone_from(meta);
+            }
+            None => {
+                *last = Some(LastRow {
+                    stamp,
+                    db,
+                    key: key.to_vec(),
+                    meta: meta.clone(),
+                })
+            }
+        }
+    });
+}
+
 /// Deletes every element of key `meta` (nothing for a string).
 fn delete_elements(conn: &Connection, meta: &KeyMeta) -> rusqlite::Result<()> {
     if let Some(children) = schema::children(meta.kind) {
@@ -204,6 +291,11 @@ impl Tx<'_> {
     /// the write that follows starts from "absent" and nothing of the old
     /// value can leak into the new one.
     pub fn lookup_for_write(&mut self, db: Db, key: &[u8]) -> Result<Option<KeyMeta>, StoreError> {
+        if let Some(meta) = recall(self.conn(), db.sql(), key)
+            && !meta.is_expired(self.now())
+        {
+            return Ok(Some(meta));
+        }
         match find(self.conn(), db.sql(), key)? {
             Some(meta) if meta.is_expired(self.now()) => {
                 self.discard(&meta, self.shared().inline_free_limit)?;
@@ -225,6 +317,31 @@ impl Tx<'_> {
         self.lookup_for_write(db, key)?
             .map(|m| m.expect(kind))
             .transpose()
+    }
+
+    /// Records that collection `key` in `db`, looked up as `meta` by this
+    /// write, now has `len` elements and its list head at `list_head`.
+    /// Nothing else of its row may have changed since the lookup: the
+    /// next write to `key` in this transaction reuses `meta` with the new
+    /// shape instead of looking the key up again.
+    pub(crate) fn reshape(
+        &self,
+        db: Db,
+        key: &[u8],
+        meta: &KeyMeta,
+        len: u64,
+        list_head: i64,
+    ) -> Result<(), StoreError> {
+        if (len, list_head) != (meta.len, meta.list_head) {
+            set_shape(self.conn(), meta.id, len, list_head)?;
+        }
+        let reshaped = KeyMeta {
+            len,
+            list_head,
+            ..meta.clone()
+        };
+        remember(self.conn(), db.sql(), key, &reshaped);
+        Ok(())
     }
 
     /// Makes `key` a fresh key holding `row` and no elements, whatever it
@@ -268,5 +385,62 @@ impl Tx<'_> {
         }
         delete_elements(self.conn(), meta)?;
         Ok(delete_row(self.conn(), meta.id)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyferry_journal::writer::note_rollback;
+
+    use super::*;
+    use crate::test_support::{b, db, store};
+
+    /// Runs `sql` on the write's connection.
+    fn run(tx: &Tx<'_>, sql: &str) -> Result<(), StoreError> {
+        tx.conn().execute_batch(sql)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_reshaped_row_is_reused_until_anything_is_written() {
+        let (_dir, store) = store();
+        let (reused, after_a_write) = store
+            .write(|tx| {
+                tx.hash_set(db(0), b"h", vec![(b("f"), b("v"))])?;
+                let reused = recall(tx.conn(), 0, b"h");
+                tx.hash_set(db(0), b"other", vec![(b("f"), b("v"))])?;
+                tx.hash_set(db(0), b"h", vec![(b("g"), b("v"))])?;
+                run(tx, "INSERT INTO sets (key_id, member) VALUES (-1, x'00')")?;
+                Ok((reused, recall(tx.conn(), 0, b"h")))
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(reused.map(|m| (m.kind, m.len)), Some((KeyKind::Hash, 1)));
+        assert_eq!(after_a_write, None, "any write makes the row stale");
+        let next_transaction = store
+            .write(|tx| Ok(recall(tx.conn(), 0, b"h")))
+            .wait()
+            .unwrap();
+        assert_eq!(next_transaction, None);
+    }
+
+    /// A row remembered inside a savepoint that is rolled back is not
+    /// reused: the rolled-back key no longer exists. (Without the epoch
+    /// change, `recall`'s check panics here.)
+    #[test]
+    fn a_rollback_forgets_the_rows_it_undid() {
+        let (_dir, store) = store();
+        let len = store
+            .write(|tx| {
+                run(tx, "SAVEPOINT t")?;
+                tx.hash_set(db(0), b"h", vec![(b("f"), b("v")), (b("g"), b("v"))])?;
+                note_rollback();
+                run(tx, "ROLLBACK TO t; RELEASE t")?;
+                tx.hash_set(db(0), b"h", vec![(b("x"), b("v"))])?;
+                Ok(tx.lookup_for_write(db(0), b"h")?.map(|m| m.len))
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(len, Some(1));
     }
 }

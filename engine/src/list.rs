@@ -72,7 +72,7 @@ impl Tx<'_> {
             }
         };
         let len = meta.len + values.len() as u64;
-        keys::set_shape(self.conn(), meta.id, len, head)?;
+        self.reshape(db, key, &meta, len, head)?;
         Ok(len)
     }
 
@@ -111,7 +111,7 @@ impl Tx<'_> {
         self.conn()
             .prepare_cached("DELETE FROM lists WHERE key_id = ?1 AND pos >= ?2 AND pos < ?3")?
             .execute(params![meta.id, first, first + n as i64])?;
-        self.resize(&meta, meta.len - n, head)?;
+        self.resize(db, key, &meta, meta.len - n, head)?;
         Ok(popped)
     }
 
@@ -144,7 +144,7 @@ impl Tx<'_> {
         self.conn()
             .prepare_cached("INSERT INTO lists (key_id, pos, value) VALUES (?1, ?2, ?3)")?
             .execute(params![meta.id, pos, value])?;
-        keys::set_shape(self.conn(), meta.id, meta.len + 1, head)?;
+        self.reshape(db, key, &meta, meta.len + 1, head)?;
         Ok(Some(meta.len + 1))
     }
 
@@ -177,7 +177,7 @@ impl Tx<'_> {
             shift(self.conn(), meta.id, at + 1, tail - 1, -1)?;
             meta.list_head
         };
-        self.resize(&meta, meta.len - 1, head)?;
+        self.resize(db, key, &meta, meta.len - 1, head)?;
         Ok(Some(removed))
     }
 
@@ -268,7 +268,7 @@ impl Tx<'_> {
         }
         let head = close_gaps(self.conn(), &meta, &removed)?;
         let n = removed.len() as u64;
-        self.resize(&meta, meta.len - n, head)?;
+        self.resize(db, key, &meta, meta.len - n, head)?;
         Ok(n)
     }
 
@@ -294,7 +294,7 @@ impl Tx<'_> {
         self.conn()
             .prepare_cached("DELETE FROM lists WHERE key_id = ?1 AND (pos < ?2 OR pos >= ?3)")?
             .execute(params![meta.id, from, to])?;
-        self.resize(&meta, count, from)
+        self.resize(db, key, &meta, count, from)
     }
 
     /// `LMOVE`: pops an element at `from` of `src` and pushes it at `to` of
@@ -326,13 +326,20 @@ impl Tx<'_> {
         Ok(Some(value))
     }
 
-    /// Records a list's new shape, deleting its row once it is empty
-    /// (Redis never keeps an empty list).
-    fn resize(&self, meta: &KeyMeta, len: u64, head: i64) -> Result<(), StoreError> {
+    /// Records the new shape of list `key`, looked up as `meta`, deleting
+    /// its row once it is empty (Redis never keeps an empty list).
+    fn resize(
+        &self,
+        db: Db,
+        key: &[u8],
+        meta: &KeyMeta,
+        len: u64,
+        head: i64,
+    ) -> Result<(), StoreError> {
         if len == 0 {
             Ok(keys::delete_row(self.conn(), meta.id)?)
         } else {
-            Ok(keys::set_shape(self.conn(), meta.id, len, head)?)
+            self.reshape(db, key, meta, len, head)
         }
     }
 }

@@ -253,7 +253,7 @@ impl Tx<'_> {
     ) -> Result<u64, StoreError> {
         let meta = self.collection_for_write(db, key, KeyKind::Set)?;
         let added = elements::append(self.conn(), meta.id, 0, &KeyValue::Set(members))?;
-        self.collection_resized(&meta, meta.len + added)?;
+        self.collection_resized(db, key, &meta, meta.len + added)?;
         Ok(added)
     }
 
@@ -269,7 +269,7 @@ impl Tx<'_> {
             return Ok(0);
         };
         let removed = self.set_delete_members(&meta, members)?;
-        self.collection_resized(&meta, meta.len - removed)?;
+        self.collection_resized(db, key, &meta, meta.len - removed)?;
         Ok(removed)
     }
 
@@ -295,7 +295,7 @@ impl Tx<'_> {
             self.discard(&meta, self.shared().inline_free_limit)?;
         } else {
             let removed = self.set_delete_members(&meta, &popped)?;
-            self.collection_resized(&meta, meta.len - removed)?;
+            self.collection_resized(db, key, &meta, meta.len - removed)?;
         }
         Ok(popped)
     }

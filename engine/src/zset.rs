@@ -896,7 +896,7 @@ impl Tx<'_> {
                 }
             }
         }
-        self.collection_resized(&meta, meta.len + added)?;
+        self.collection_resized(db, key, &meta, meta.len + added)?;
         Ok(if flags.incr {
             ZAddOutcome::Score(last_score)
         } else if flags.ch {
@@ -917,7 +917,7 @@ impl Tx<'_> {
             return Ok(0);
         };
         let removed = self.zset_delete_members(meta.id, members.iter().map(Vec::as_slice))?;
-        self.collection_resized(&meta, meta.len - removed)?;
+        self.collection_resized(db, key, &meta, meta.len - removed)?;
         Ok(removed)
     }
 
@@ -943,7 +943,7 @@ impl Tx<'_> {
                 None => 0,
             }
         };
-        self.collection_resized(&meta, meta.len - removed)?;
+        self.collection_resized(db, key, &meta, meta.len - removed)?;
         Ok(removed)
     }
 
@@ -972,7 +972,7 @@ impl Tx<'_> {
         };
         let popped = query.select(self.conn(), meta.id, max)?;
         self.zset_delete_members(meta.id, popped.iter().map(|(m, _)| m.as_slice()))?;
-        self.collection_resized(&meta, meta.len - popped.len() as u64)?;
+        self.collection_resized(db, key, &meta, meta.len - popped.len() as u64)?;
         Ok(popped)
     }
 

@@ -18,7 +18,7 @@
 //! without the busy handler ever running when another process committed in
 //! between.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -60,6 +60,29 @@ thread_local! {
 /// push served it, as Redis sends them.
 pub fn after_commit(hook: AfterCommit) {
     AFTER_COMMIT.with(|hooks| hooks.borrow_mut().push(hook));
+}
+
+thread_local! {
+    /// See [`transaction_epoch`].
+    static EPOCH: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A number that changes whenever this thread begins a write transaction
+/// or rolls any part of one back. While it stays the same, the
+/// connection's `total_changes` only grows, by one for every row written,
+/// and nothing else can change the database under the transaction: a row
+/// read when both had the values they have now is still as it was read.
+/// That lets a job reuse what an earlier job of its batch read (the
+/// engine's key-row cache). Code that rolls back to a savepoint of its own
+/// must say so with [`note_rollback`].
+pub fn transaction_epoch() -> u64 {
+    EPOCH.with(Cell::get)
+}
+
+/// Records that this thread rolled back (to a savepoint, or the whole
+/// transaction): see [`transaction_epoch`].
+pub fn note_rollback() {
+    EPOCH.with(|epoch| epoch.set(epoch.get().wrapping_add(1)));
 }
 
 /// Calls and forgets the hooks registered since the `mark`-th.
@@ -467,6 +490,8 @@ fn run_batch(
     limits: &BatchLimits,
     mut more: impl FnMut() -> Option<Job>,
 ) -> Answers {
+    // A new transaction: nothing read in an earlier one may be reused.
+    note_rollback();
     let started = Instant::now();
     let mut delivered = Vec::with_capacity(16);
     let mut poisoned = None;
@@ -486,6 +511,7 @@ fn run_batch(
             // transaction open, and a poisoned batch must not commit at
             // all: roll back so the next batch starts clean.
             let _ = conn.execute_batch("ROLLBACK");
+            note_rollback();
             metrics::counter!("keyferry_writer_transaction_errors_total").increment(1);
             tracing::error!(error = %e, "write transaction failed to commit");
             Err(Arc::new(e))
@@ -573,6 +599,7 @@ fn run_job(
         run_cached(conn, "RELEASE job")
     } else {
         run_hooks_from(hooks_before, false);
+        note_rollback();
         run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
     };
     if let Err(e) = ended {
