@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Throughput of `keyferry serve` next to `redis-server`, measured in the same
-# run with redis-benchmark, and printed as ops/s and the ratio per command.
+# run with redis-benchmark, and next to raw SQLite doing each command's
+# storage work without a server (`benches/serve_sqlite.rs`): ops/s and the
+# ratios per command.
 #
 #   scripts/bench_serve.sh [REQUESTS]        (default 100000 per command)
 #
@@ -17,6 +19,16 @@ REQUESTS=${1:-100000}
 TESTS=${TESTS:-get,set,incr,lpush,hset,sadd,zadd,mset}
 RANGE=1000000
 
+# The raw SQLite floor first, while nothing else runs: one `TEST OPS` line
+# per test, kept as "TEST=OPS" words for the lookup below.
+raw=$(cargo bench --quiet --bench serve_sqlite -- "$REQUESTS" | awk 'NF == 2 { printf "%s=%s ", $1, $2 }')
+raw_rps() {
+    for pair in $raw; do
+        [[ ${pair%%=*} == "$1" ]] && echo "${pair#*=}" && return
+    done
+    echo nan
+}
+
 # shellcheck source=lib/bench_servers.sh
 source scripts/lib/bench_servers.sh
 
@@ -32,13 +44,18 @@ rps() {
         | awk -F'","' 'NR > 1 { gsub(/"/, "", $2); print $2; exit }'
 }
 
-printf '%-8s %-4s %14s %14s %8s\n' command P redis-server keyferry ratio
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
+
+printf '%-8s %-4s %14s %14s %8s %12s %10s\n' \
+    command P redis-server keyferry ratio raw-sqlite kf/sqlite
 for pipeline in 1 16; do
     for test in ${TESTS//,/ }; do
         r=$(rps "$redis_port" "$test" "$pipeline")
         k=$(rps "$kf_port" "$test" "$pipeline")
-        printf '%-8s %-4s %14.0f %14.0f %8.2f\n' "$test" "$pipeline" "$r" "$k" \
-            "$(awk -v k="$k" -v r="$r" 'BEGIN { print k / r }')"
+        s=$(raw_rps "$test")
+        printf '%-8s %-4s %14.0f %14.0f %8.2f %12.0f %10.2f\n' "$test" "$pipeline" \
+            "$r" "$k" "$(ratio "$k" "$r")" "$s" "$(ratio "$k" "$s")"
     done
 done
-echo "(redis-benchmark -c 50 -n $REQUESTS -r $RANGE; $(nproc) cores; $(date -u +%F))"
+echo "(redis-benchmark -c 50 -n $REQUESTS -r $RANGE; raw SQLite: benches/serve_sqlite.rs," \
+    "20 writes per transaction; $(nproc) cores; $(date -u +%F))"
