@@ -184,6 +184,43 @@ fn pipelined_reads_see_the_clients_own_writes() {
     pipeline_reads_own_writes(d.keyferry().port(), 2000);
 }
 
+/// Sends `rounds` of `GET d`, `INCR d` and 300 `PING`s in one write. The
+/// reads of a pipeline share a read transaction until the client writes;
+/// the `PING`s give the server time to commit the `INCR` before the next
+/// `GET` (its queue of replies makes it yield now and then), which must
+/// still see it.
+fn pipeline_reads_after_writes(port: u16, rounds: usize) {
+    const PINGS: usize = 300;
+    let mut c = RawClient::connect(port).unwrap();
+    let mut batch = Vec::new();
+    for _ in 0..rounds {
+        batch.extend_from_slice(b"*2\r\n$3\r\nGET\r\n$1\r\nd\r\n*2\r\n$4\r\nINCR\r\n$1\r\nd\r\n");
+        batch.extend_from_slice(&b"*1\r\n$4\r\nPING\r\n".repeat(PINGS));
+    }
+    c.send(&batch).unwrap();
+    for n in 0..rounds {
+        let expected = match n {
+            0 => b"$-1\r\n".to_vec(),
+            n => format!("${}\r\n{n}\r\n", n.to_string().len()).into_bytes(),
+        };
+        assert_eq!(c.read_reply().unwrap(), expected, "GET after {n} INCRs");
+        assert_eq!(
+            c.read_reply().unwrap(),
+            format!(":{}\r\n", n + 1).into_bytes()
+        );
+        for _ in 0..PINGS {
+            assert_eq!(c.read_reply().unwrap(), b"+PONG\r\n");
+        }
+    }
+}
+
+#[test]
+fn pipelined_reads_after_writes_see_them() {
+    let d = differ();
+    pipeline_reads_after_writes(d.redis().port(), 200);
+    pipeline_reads_after_writes(d.keyferry().port(), 200);
+}
+
 #[test]
 fn pipelined_transactions_keep_replies_in_order() {
     let mut d = differ();

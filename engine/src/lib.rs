@@ -67,5 +67,5 @@ pub use read::View;
 pub use reply::{Protocol, Reply};
 pub use set::SetOp;
 pub use staged::StagedKey;
-pub use store::{Store, StoreConfig};
+pub use store::{Snapshot, Store, StoreConfig};
 pub use write::{Tx, Write};

@@ -40,11 +40,24 @@ impl ReaderPool {
     where
         E: From<rusqlite::Error>,
     {
-        let conn = match self.lock().pop() {
-            Some(conn) => conn,
-            None => open_ro(&self.path)?,
-        };
+        let conn = self.take()?;
         let result = f(&conn);
+        self.give_back(conn);
+        result
+    }
+
+    /// An idle connection, or a new one: for a reader that keeps it over
+    /// several calls and then hands it to [`ReaderPool::give_back`].
+    pub(crate) fn take(&self) -> rusqlite::Result<Connection> {
+        match self.lock().pop() {
+            Some(conn) => Ok(conn),
+            None => open_ro(&self.path),
+        }
+    }
+
+    /// Keeps `conn` for the next reader if it is clean (no transaction
+    /// left open) and the pool has room and is not cleared; else closes it.
+    pub(crate) fn give_back(&self, conn: Connection) {
         let mut idle = self.lock();
         if idle.len() < self.max_idle
             && conn.is_autocommit()
@@ -52,7 +65,6 @@ impl ReaderPool {
         {
             idle.push(conn);
         }
-        result
     }
 
     /// Closes every idle connection; readers still running close theirs

