@@ -21,10 +21,9 @@ pub(crate) fn append(
         KeyValue::Hash(pairs) => {
             let mut insert =
                 conn.prepare_cached("INSERT INTO hashes (key_id, field, value) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
-            let mut update = conn
-                .prepare_cached("UPDATE hashes SET value = ?3 WHERE key_id = ?1 AND field = ?2")?;
+            let update = "UPDATE hashes SET value = ?3 WHERE key_id = ?1 AND field = ?2";
             for (field, value) in pairs {
-                added += upsert(&mut insert, &mut update, params![id, field, value])?;
+                added += upsert(conn, &mut insert, update, params![id, field, value])?;
             }
         }
         KeyValue::List(items) => {
@@ -46,30 +45,32 @@ pub(crate) fn append(
         KeyValue::ZSet(members) => {
             let mut insert =
                 conn.prepare_cached("INSERT INTO zsets (key_id, member, score) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?;
-            let mut update = conn
-                .prepare_cached("UPDATE zsets SET score = ?3 WHERE key_id = ?1 AND member = ?2")?;
+            let update = "UPDATE zsets SET score = ?3 WHERE key_id = ?1 AND member = ?2";
             for (member, score) in members {
                 if score.is_nan() {
                     return Err(StoreError::NanScore);
                 }
-                added += upsert(&mut insert, &mut update, params![id, member, score])?;
+                added += upsert(conn, &mut insert, update, params![id, member, score])?;
             }
         }
     }
     Ok(added)
 }
 
-/// Inserts a row, or updates it when its primary key already exists.
-/// Returns 1 for a new row, 0 for an update. (A single `ON CONFLICT DO
-/// UPDATE` would report one change either way, losing the count.)
+/// Inserts a row, or updates it with `update` when its primary key already
+/// exists. Returns 1 for a new row, 0 for an update. (A single `ON
+/// CONFLICT DO UPDATE` would report one change either way, losing the
+/// count.) `update` is only fetched from the statement cache when needed:
+/// a one-field `HSET` of a new field then costs one cache lookup, not two.
 fn upsert(
+    conn: &Connection,
     insert: &mut rusqlite::CachedStatement<'_>,
-    update: &mut rusqlite::CachedStatement<'_>,
+    update: &str,
     row: &[&dyn rusqlite::ToSql],
 ) -> rusqlite::Result<u64> {
     if insert.execute(row)? == 1 {
         return Ok(1);
     }
-    update.execute(row)?;
+    conn.prepare_cached(update)?.execute(row)?;
     Ok(0)
 }
