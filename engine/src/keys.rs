@@ -222,8 +222,15 @@ fn recall(conn: &Connection, db: i64, key: &[u8]) -> Option<KeyMeta> {
     Some(meta)
 }
 
+/// Keys longer than this are not remembered: the thread keeps the buffer
+/// of the longest key it remembered, and hot keys are short.
+const MAX_REMEMBERED_KEY: usize = 1024;
+
 /// Remembers that `key` in `db` is row `meta`, as of now.
 fn remember(conn: &Connection, db: i64, key: &[u8], meta: &KeyMeta) {
+    if key.len() > MAX_REMEMBERED_KEY {
+        return;
+    }
     LAST_ROW.with(|last| {
         let mut last = last.borrow_mut();
         let stamp = Stamp::now(conn);
@@ -422,6 +429,20 @@ mod tests {
             .wait()
             .unwrap();
         assert_eq!(next_transaction, None);
+    }
+
+    #[test]
+    fn long_keys_are_not_remembered() {
+        let (_dir, store) = store();
+        let long = vec![b'k'; MAX_REMEMBERED_KEY + 1];
+        let remembered = store
+            .write(move |tx| {
+                tx.hash_set(db(0), &long, vec![(b("f"), b("v"))])?;
+                Ok(recall(tx.conn(), 0, &long))
+            })
+            .wait()
+            .unwrap();
+        assert_eq!(remembered, None);
     }
 
     /// A row remembered inside a savepoint that is rolled back is not
