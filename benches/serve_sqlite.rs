@@ -27,6 +27,11 @@
 //! `keyferry serve` checkpoints on a thread of its own, so it can beat
 //! this floor where writing pages dominates.
 //!
+//! `SERVE_SQLITE_TESTS=zadd,set` runs only those tests, and
+//! `SERVE_SQLITE_CHECKPOINTS=off` leaves checkpoints out of the timed part
+//! (the WAL then grows through the whole test): the cost of the writes
+//! alone, as a server that checkpoints on another thread pays it.
+//!
 //! Output: one line per test, `TEST OPS_PER_SEC`, which `bench_serve.sh`
 //! reads.
 
@@ -239,8 +244,13 @@ fn main() {
     let requests = args.next().unwrap_or(100_000);
     let batch = args.next().unwrap_or(20).max(1);
     let dir = tempfile::tempdir().expect("temp dir");
+    let only = std::env::var("SERVE_SQLITE_TESTS").unwrap_or_default();
+    let checkpoints = std::env::var("SERVE_SQLITE_CHECKPOINTS").map_or(true, |v| v != "off");
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for test in TESTS {
+    for test in TESTS
+        .iter()
+        .filter(|t| only.is_empty() || only.split(',').any(|name| name == t.name))
+    {
         let path = dir.path().join(format!("{}.sqlite", test.name));
         let conn = open_rw(&path, Durability::Normal).expect("open");
         conn.execute_batch(SCHEMA).expect("schema");
@@ -249,6 +259,10 @@ fn main() {
         run(&conn, &mut rng, test.fill, true, requests, 16 * 50, 0);
         conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")
             .expect("checkpoint");
+        if !checkpoints {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .expect("checkpoints off");
+        }
         let rate = run(
             &conn, &mut rng, test.op, test.write, requests, batch, requests,
         );
