@@ -82,6 +82,11 @@ pub fn transaction_epoch() -> u64 {
 /// Records that this thread rolled back (to a savepoint, or the whole
 /// transaction): see [`transaction_epoch`].
 pub fn note_rollback() {
+    new_epoch();
+}
+
+/// Starts a new [`transaction_epoch`] on this thread.
+fn new_epoch() {
     EPOCH.with(|epoch| epoch.set(epoch.get().wrapping_add(1)));
 }
 
@@ -491,7 +496,7 @@ fn run_batch(
     mut more: impl FnMut() -> Option<Job>,
 ) -> Answers {
     // A new transaction: nothing read in an earlier one may be reused.
-    note_rollback();
+    new_epoch();
     let started = Instant::now();
     let mut delivered = Vec::with_capacity(16);
     let mut poisoned = None;
