@@ -32,20 +32,6 @@ impl ReaderPool {
         }
     }
 
-    /// Runs `f` on an idle connection (or a new one) and keeps the
-    /// connection for reuse afterwards — unless `f` panicked or left a
-    /// transaction open: such a connection is closed, whatever state it was
-    /// left in, rather than handed to the next reader.
-    pub(crate) fn with<R, E>(&self, f: impl FnOnce(&Connection) -> Result<R, E>) -> Result<R, E>
-    where
-        E: From<rusqlite::Error>,
-    {
-        let conn = self.take()?;
-        let result = f(&conn);
-        self.give_back(conn);
-        result
-    }
-
     /// An idle connection, or a new one: for a reader that keeps it over
     /// several calls and then hands it to [`ReaderPool::give_back`].
     pub(crate) fn take(&self) -> rusqlite::Result<Connection> {

@@ -106,20 +106,31 @@ impl Snapshot {
         op: impl FnOnce(&View<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
         let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
-        let conn = conn.as_ref().expect("only drop takes it");
+        let conn = conn.as_ref().expect("only `end` takes it");
         op(&View::new(conn, self.store.shared.clock.now()))
+    }
+
+    /// Ends the read transaction and returns the connection to the pool,
+    /// unless a read panicked: that connection is closed, whatever state
+    /// it was left in. A connection whose transaction did not end is
+    /// closed by `give_back`, which ends it too.
+    fn end(&mut self) -> rusqlite::Result<()> {
+        let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let Some(conn) = conn.take() else {
+            return Ok(());
+        };
+        if std::thread::panicking() {
+            return Ok(());
+        }
+        let ended = end_read(&conn);
+        self.store.owner.readers.give_back(conn);
+        ended
     }
 }
 
 impl Drop for Snapshot {
     fn drop(&mut self) {
-        let conn = self.conn.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let Some(conn) = conn.take() {
-            // A connection whose transaction did not end is closed by
-            // `give_back`, which ends it too.
-            let _ = end_read(&conn);
-            self.store.owner.readers.give_back(conn);
-        }
+        let _ = self.end();
     }
 }
 
@@ -225,15 +236,10 @@ impl Store {
         &self,
         op: impl FnOnce(&View<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        if self.owner.closed.load(Ordering::Acquire) {
-            return Err(StoreError::Closed);
-        }
-        self.owner.readers.with(|conn| {
-            begin_read(conn)?;
-            let result = op(&View::new(conn, self.shared.clock.now()));
-            end_read(conn)?;
-            result
-        })
+        let mut snapshot = self.snapshot()?;
+        let result = snapshot.read(op);
+        snapshot.end()?;
+        result
     }
 
     /// Opens a read transaction to run several reads in (see [`Snapshot`]).
