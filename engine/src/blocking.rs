@@ -545,10 +545,11 @@ fn in_savepoint(
     op: impl FnOnce(&mut Tx<'_>) -> Result<Option<Reply>, Reply>,
 ) -> Result<Option<Reply>, Reply> {
     let conn = tx.conn();
+    let error = |e: rusqlite::Error| Reply::Error(format!("ERR {e}"));
     let run = |sql: &str| {
         conn.prepare_cached(sql)
             .and_then(|mut s| s.execute([]))
-            .map_err(|e| Reply::Error(format!("ERR {e}")))
+            .map_err(error)
     };
     run("SAVEPOINT serve")?;
     let outcome = op(tx);
@@ -558,9 +559,7 @@ fn in_savepoint(
             Ok(Some(reply))
         }
         other => {
-            keyferry_journal::writer::note_rollback();
-            run("ROLLBACK TO serve")?;
-            run("RELEASE serve")?;
+            keyferry_journal::writer::roll_back_to(conn, "serve").map_err(error)?;
             other
         }
     }

@@ -261,8 +261,7 @@ pub fn run_write(
         Err(reply) => {
             // If even the rollback fails the transaction is unusable; the
             // writer then fails the whole batch when it commits.
-            keyferry_journal::writer::note_rollback();
-            let _ = finish("ROLLBACK TO command").and_then(|_| finish("RELEASE command"));
+            let _ = keyferry_journal::writer::roll_back_to(conn, "command");
             (reply, false)
         }
     })

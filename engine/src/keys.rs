@@ -397,7 +397,7 @@ impl Tx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use keyferry_journal::writer::note_rollback;
+    use keyferry_journal::writer::roll_back_to;
 
     use super::*;
     use crate::test_support::{b, db, store};
@@ -447,7 +447,7 @@ mod tests {
 
     /// A row remembered inside a savepoint that is rolled back is not
     /// reused: the rolled-back key no longer exists. (Without the epoch
-    /// change, `recall`'s check panics here.)
+    /// change in `roll_back_to`, `recall`'s check panics here.)
     #[test]
     fn a_rollback_forgets_the_rows_it_undid() {
         let (_dir, store) = store();
@@ -455,8 +455,7 @@ mod tests {
             .write(|tx| {
                 run(tx, "SAVEPOINT t")?;
                 tx.hash_set(db(0), b"h", vec![(b("f"), b("v")), (b("g"), b("v"))])?;
-                note_rollback();
-                run(tx, "ROLLBACK TO t; RELEASE t")?;
+                roll_back_to(tx.conn(), "t")?;
                 tx.hash_set(db(0), b"h", vec![(b("x"), b("v"))])?;
                 Ok(tx.lookup_for_write(db(0), b"h")?.map(|m| m.len))
             })

@@ -73,21 +73,24 @@ thread_local! {
 /// and nothing else can change the database under the transaction: a row
 /// read when both had the values they have now is still as it was read.
 /// That lets a job reuse what an earlier job of its batch read (the
-/// engine's key-row cache). Code that rolls back to a savepoint of its own
-/// must say so with [`note_rollback`].
+/// engine's key-row cache). Jobs that undo a savepoint of their own do it
+/// with [`roll_back_to`], which starts a new epoch.
 pub fn transaction_epoch() -> u64 {
     EPOCH.with(Cell::get)
-}
-
-/// Records that this thread rolled back (to a savepoint, or the whole
-/// transaction): see [`transaction_epoch`].
-pub fn note_rollback() {
-    new_epoch();
 }
 
 /// Starts a new [`transaction_epoch`] on this thread.
 fn new_epoch() {
     EPOCH.with(|epoch| epoch.set(epoch.get().wrapping_add(1)));
+}
+
+/// Undoes everything written since `SAVEPOINT {savepoint}` and ends that
+/// savepoint (`ROLLBACK TO`, then `RELEASE`), starting a new
+/// [`transaction_epoch`]: what was read before may have been undone.
+pub fn roll_back_to(conn: &Connection, savepoint: &str) -> rusqlite::Result<()> {
+    new_epoch();
+    run_cached(conn, &format!("ROLLBACK TO {savepoint}"))?;
+    run_cached(conn, &format!("RELEASE {savepoint}"))
 }
 
 /// Calls and forgets the hooks registered since the `mark`-th.
@@ -516,7 +519,7 @@ fn run_batch(
             // transaction open, and a poisoned batch must not commit at
             // all: roll back so the next batch starts clean.
             let _ = conn.execute_batch("ROLLBACK");
-            note_rollback();
+            new_epoch();
             metrics::counter!("keyferry_writer_transaction_errors_total").increment(1);
             tracing::error!(error = %e, "write transaction failed to commit");
             Err(Arc::new(e))
@@ -604,8 +607,7 @@ fn run_job(
         run_cached(conn, "RELEASE job")
     } else {
         run_hooks_from(hooks_before, false);
-        note_rollback();
-        run_cached(conn, "ROLLBACK TO job").and_then(|()| run_cached(conn, "RELEASE job"))
+        roll_back_to(conn, "job")
     };
     if let Err(e) = ended {
         tracing::error!(error = %e, "could not end a job savepoint; failing the batch");
