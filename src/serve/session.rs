@@ -197,6 +197,14 @@ impl Session {
         self.snapshot = None;
     }
 
+    /// The pipeline's read transaction, begun on its first read.
+    fn pipeline_snapshot(&mut self) -> Result<&Snapshot, StoreError> {
+        if self.snapshot.is_none() {
+            self.snapshot = Some(self.server.store.snapshot()?);
+        }
+        Ok(self.snapshot.as_ref().expect("opened above"))
+    }
+
     /// The reply of the blocking command the client just sent, if it
     /// blocked: the connection must await it before the next request.
     pub(crate) fn take_blocked(&mut self) -> Option<PendingReply> {
@@ -338,19 +346,10 @@ impl Session {
             Exec::Server => self.server_command(spec, argv).await,
             Exec::Read(read) if self.submitted == self.committed.load(Ordering::Acquire) => {
                 let ctx = self.ctx();
-                if self.snapshot.is_none() {
-                    match self.server.store.snapshot() {
-                        Ok(snapshot) => self.snapshot = Some(snapshot),
-                        Err(e) => {
-                            self.reply(Reply::from(e)).await;
-                            return Flow::Continue;
-                        }
-                    }
-                }
-                let snapshot = self.snapshot.as_ref().expect("opened above");
+                let snapshot = self.pipeline_snapshot();
                 let run = || {
                     snapshot
-                        .read(|view| Ok(read(view, &ctx, &argv)))
+                        .and_then(|snapshot| snapshot.read(|view| Ok(read(view, &ctx, &argv))))
                         .unwrap_or_else(Reply::from)
                 };
                 // A slow read still runs here, not on another thread: the
