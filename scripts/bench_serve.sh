@@ -20,14 +20,11 @@ TESTS=${TESTS:-get,set,incr,lpush,hset,sadd,zadd,mset}
 RANGE=1000000
 
 # The raw SQLite floor first, while nothing else runs: one `TEST OPS` line
-# per test, kept as "TEST=OPS" words for the lookup below.
-raw=$(cargo bench --quiet --bench serve_sqlite -- "$REQUESTS" | awk 'NF == 2 { printf "%s=%s ", $1, $2 }')
-raw_rps() {
-    for pair in $raw; do
-        [[ ${pair%%=*} == "$1" ]] && echo "${pair#*=}" && return
-    done
-    echo nan
-}
+# per test.
+declare -A raw
+while read -r test ops; do
+    raw[$test]=$ops
+done < <(cargo bench --quiet --bench serve_sqlite -- "$REQUESTS")
 
 # shellcheck source=lib/bench_servers.sh
 source scripts/lib/bench_servers.sh
@@ -52,7 +49,7 @@ for pipeline in 1 16; do
     for test in ${TESTS//,/ }; do
         r=$(rps "$redis_port" "$test" "$pipeline")
         k=$(rps "$kf_port" "$test" "$pipeline")
-        s=$(raw_rps "$test")
+        s=${raw[$test]:-nan}
         printf '%-8s %-4s %14.0f %14.0f %8.2f %12.0f %10.2f\n' "$test" "$pipeline" \
             "$r" "$k" "$(ratio "$k" "$r")" "$s" "$(ratio "$k" "$s")"
     done
