@@ -267,3 +267,83 @@ fn metrics_count_commands_and_clients() {
         "{response}"
     );
 }
+
+/// A client that pipelines reads and never reads the replies must not keep
+/// the WAL from being checkpointed and emptied: its pipeline's shared read
+/// transaction ends once its reply queue is full, before the session waits
+/// for room. (Redis has no WAL; what it shares with us is that such a
+/// client costs only its own output buffer, not the server's.)
+#[test]
+fn a_client_that_stops_reading_does_not_pin_the_wal() {
+    const VALUE_LEN: usize = 4096;
+    // Far more reply bytes (48 MiB) than the socket buffers and the reply
+    // queue (4096 replies) hold, so the session must wait for room.
+    const GETS: usize = 12_000;
+    let server = serve(&[]);
+    let mut writer = RawClient::connect(server.port()).unwrap();
+    let value = vec![b'v'; VALUE_LEN];
+    assert_eq!(writer.command(&[b"SET", b"v", &value]).unwrap(), b"+OK\r\n");
+
+    let stalled = TcpStream::connect((Ipv4Addr::LOCALHOST, server.port())).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut requests = stalled.try_clone().unwrap();
+    // The server stops reading this socket while the queue is full, so the
+    // requests are sent from a thread of their own.
+    let sender = std::thread::spawn(move || {
+        let get = b"*2\r\n$3\r\nGET\r\n$1\r\nv\r\n".repeat(GETS);
+        requests.write_all(&get)
+    });
+
+    // Wait until the replies back up: the unread bytes stop growing once
+    // the socket buffers are full, and the queue fills right after.
+    let mut unread = vec![0; 64 << 20];
+    let mut last = 0;
+    let backed_up_by = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(Instant::now() < backed_up_by, "the replies never backed up");
+        std::thread::sleep(Duration::from_millis(100));
+        let now = stalled.peek(&mut unread).unwrap();
+        if now == last && now > 0 {
+            break;
+        }
+        last = now;
+    }
+    drop(unread);
+
+    // Meanwhile the WAL keeps changing; the stalled client's snapshot is
+    // older than these writes.
+    let db = rusqlite::Connection::open(server.db_path()).unwrap();
+    db.busy_timeout(Duration::from_millis(100)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let truncated = loop {
+        assert_eq!(writer.command(&[b"INCR", b"n"]).unwrap()[0], b':');
+        let busy: i64 = db
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))
+            .unwrap();
+        if busy == 0 || Instant::now() > deadline {
+            break busy == 0;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        truncated,
+        "a client that stopped reading kept the WAL from being truncated"
+    );
+
+    // Nothing was lost: every GET is answered in order, in full.
+    let mut replies = std::io::BufReader::new(stalled);
+    let expected = [
+        format!("${VALUE_LEN}\r\n").into_bytes(),
+        value,
+        b"\r\n".to_vec(),
+    ]
+    .concat();
+    let mut reply = vec![0; expected.len()];
+    for i in 0..GETS {
+        replies.read_exact(&mut reply).unwrap();
+        assert!(reply == expected, "reply {i} differs");
+    }
+    sender.join().unwrap().unwrap();
+}
