@@ -12,11 +12,16 @@
 # (-P 16). redis-server runs without persistence; keyferry with its default
 # durability (synchronous=NORMAL: an acknowledged write survives a crash of
 # the process).
+#
+# A last section runs HOT_TESTS (default incr) on one key, without -r: a
+# counter every client increments, the page SQLite rewrites in every
+# commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REQUESTS=${1:-100000}
 TESTS=${TESTS:-get,set,incr,lpush,hset,sadd,zadd,mset}
+HOT_TESTS=${HOT_TESTS:-incr}
 RANGE=1000000
 
 # The raw SQLite floor first, while nothing else runs: one `TEST OPS` line
@@ -35,24 +40,32 @@ for port in "$redis_port" "$kf_port"; do
     redis-benchmark -p "$port" -q -c 50 -P 16 -n "$REQUESTS" -r "$RANGE" -t set,lpush,hset,sadd,zadd >/dev/null
 done
 
-# rps PORT TEST PIPELINE -> requests per second from redis-benchmark's CSV.
+# rps PORT TEST PIPELINE [REDIS-BENCHMARK ARGS...] -> requests per second
+# from redis-benchmark's CSV.
 rps() {
-    redis-benchmark -p "$1" -c 50 -P "$3" -n "$REQUESTS" -r "$RANGE" -t "$2" --csv \
+    local port=$1 test=$2 pipeline=$3
+    shift 3
+    redis-benchmark -p "$port" -c 50 -P "$pipeline" -n "$REQUESTS" "$@" -t "$test" --csv \
         | awk -F'","' 'NR > 1 { gsub(/"/, "", $2); print $2; exit }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { print a / b }'; }
 
-printf '%-8s %-4s %14s %14s %8s %12s %10s\n' \
+printf '%-10s %-4s %14s %14s %8s %12s %10s\n' \
     command P redis-server keyferry ratio raw-sqlite kf/sqlite
 for pipeline in 1 16; do
     for test in ${TESTS//,/ }; do
-        r=$(rps "$redis_port" "$test" "$pipeline")
-        k=$(rps "$kf_port" "$test" "$pipeline")
+        r=$(rps "$redis_port" "$test" "$pipeline" -r "$RANGE")
+        k=$(rps "$kf_port" "$test" "$pipeline" -r "$RANGE")
         s=${raw[$test]:-nan}
-        printf '%-8s %-4s %14.0f %14.0f %8.2f %12.0f %10.2f\n' "$test" "$pipeline" \
+        printf '%-10s %-4s %14.0f %14.0f %8.2f %12.0f %10.2f\n' "$test" "$pipeline" \
             "$r" "$k" "$(ratio "$k" "$r")" "$s" "$(ratio "$k" "$s")"
     done
+done
+for test in ${HOT_TESTS//,/ }; do
+    r=$(rps "$redis_port" "$test" 1)
+    k=$(rps "$kf_port" "$test" 1)
+    printf '%-10s %-4s %14.0f %14.0f %8.2f %12s %10s\n' "$test-1key" 1 "$r" "$k" "$(ratio "$k" "$r")" - -
 done
 echo "(redis-benchmark -c 50 -n $REQUESTS -r $RANGE; raw SQLite: benches/serve_sqlite.rs," \
     "20 writes per transaction; $(nproc) cores; $(date -u +%F))"
