@@ -1,7 +1,8 @@
-//! What hashes and sets share: creating a collection's key row on first
-//! write, keeping `keys.len` exact as elements come and go (deleting the
-//! key once it is empty, as Redis does), and picking random elements
-//! without loading the whole collection.
+//! What collections share: creating a collection's key row on first
+//! write, keeping `keys.len` (and a list's head) exact as elements come and
+//! go (deleting the key once it is empty, as Redis does), and picking
+//! random elements of hashes and sets without loading the whole
+//! collection.
 //!
 //! Random picks (`HRANDFIELD`, `SRANDMEMBER`, `SPOP`) choose element
 //! *positions* first — uniformly, from the exact `len` in the key row —
@@ -50,9 +51,8 @@ impl Tx<'_> {
     }
 
     /// Records that collection `key` in `db` (a hash, set or sorted set),
-    /// looked up as `meta` by this write, now has `len` elements; at 0 its
-    /// key row is deleted, because Redis never keeps an empty collection.
-    /// See [`Tx::reshape`].
+    /// looked up as `meta` by this write, now has `len` elements (see
+    /// [`Tx::collection_reshaped`]).
     pub(crate) fn collection_resized(
         &self,
         db: Db,
@@ -60,11 +60,25 @@ impl Tx<'_> {
         meta: &KeyMeta,
         len: u64,
     ) -> Result<(), StoreError> {
+        self.collection_reshaped(db, key, meta, len, meta.list_head)
+    }
+
+    /// Records that collection `key` in `db`, looked up as `meta` by this
+    /// write, now has `len` elements and its list head at `list_head`; at
+    /// 0 its key row is deleted, because Redis never keeps an empty
+    /// collection. See [`Tx::reshape`].
+    pub(crate) fn collection_reshaped(
+        &self,
+        db: Db,
+        key: &[u8],
+        meta: &KeyMeta,
+        len: u64,
+        list_head: i64,
+    ) -> Result<(), StoreError> {
         if len == 0 {
-            keys::delete_row(self.conn(), meta.id)?;
-            return Ok(());
+            return Ok(keys::delete_row(self.conn(), meta.id)?);
         }
-        self.reshape(db, key, meta, len, meta.list_head)
+        self.reshape(db, key, meta, len, list_head)
     }
 }
 

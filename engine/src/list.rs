@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::Db;
 use crate::error::StoreError;
-use crate::keys::{self, KeyMeta, NewRow};
+use crate::keys::{KeyMeta, NewRow};
 use crate::keyvalue::{KeyKind, Side};
 use crate::read::{View, rank, rank_range};
 use crate::store::Store;
@@ -111,7 +111,7 @@ impl Tx<'_> {
         self.conn()
             .prepare_cached("DELETE FROM lists WHERE key_id = ?1 AND pos >= ?2 AND pos < ?3")?
             .execute(params![meta.id, first, first + n as i64])?;
-        self.resize(db, key, &meta, meta.len - n, head)?;
+        self.collection_reshaped(db, key, &meta, meta.len - n, head)?;
         Ok(popped)
     }
 
@@ -177,7 +177,7 @@ impl Tx<'_> {
             shift(self.conn(), meta.id, at + 1, tail - 1, -1)?;
             meta.list_head
         };
-        self.resize(db, key, &meta, meta.len - 1, head)?;
+        self.collection_reshaped(db, key, &meta, meta.len - 1, head)?;
         Ok(Some(removed))
     }
 
@@ -268,7 +268,7 @@ impl Tx<'_> {
         }
         let head = close_gaps(self.conn(), &meta, &removed)?;
         let n = removed.len() as u64;
-        self.resize(db, key, &meta, meta.len - n, head)?;
+        self.collection_reshaped(db, key, &meta, meta.len - n, head)?;
         Ok(n)
     }
 
@@ -294,7 +294,7 @@ impl Tx<'_> {
         self.conn()
             .prepare_cached("DELETE FROM lists WHERE key_id = ?1 AND (pos < ?2 OR pos >= ?3)")?
             .execute(params![meta.id, from, to])?;
-        self.resize(db, key, &meta, count, from)
+        self.collection_reshaped(db, key, &meta, count, from)
     }
 
     /// `LMOVE`: pops an element at `from` of `src` and pushes it at `to` of
@@ -324,23 +324,6 @@ impl Tx<'_> {
         };
         self.list_push(db, dst, to, std::slice::from_ref(&value))?;
         Ok(Some(value))
-    }
-
-    /// Records the new shape of list `key`, looked up as `meta`, deleting
-    /// its row once it is empty (Redis never keeps an empty list).
-    fn resize(
-        &self,
-        db: Db,
-        key: &[u8],
-        meta: &KeyMeta,
-        len: u64,
-        head: i64,
-    ) -> Result<(), StoreError> {
-        if len == 0 {
-            Ok(keys::delete_row(self.conn(), meta.id)?)
-        } else {
-            self.reshape(db, key, meta, len, head)
-        }
     }
 }
 
