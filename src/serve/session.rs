@@ -199,10 +199,11 @@ impl Session {
 
     /// The pipeline's read transaction, begun on its first read.
     fn pipeline_snapshot(&mut self) -> Result<&Snapshot, StoreError> {
-        if self.snapshot.is_none() {
-            self.snapshot = Some(self.server.store.snapshot()?);
-        }
-        Ok(self.snapshot.as_ref().expect("opened above"))
+        let snapshot = match self.snapshot.take() {
+            Some(snapshot) => snapshot,
+            None => self.server.store.snapshot()?,
+        };
+        Ok(self.snapshot.insert(snapshot))
     }
 
     /// The reply of the blocking command the client just sent, if it
