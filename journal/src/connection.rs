@@ -172,9 +172,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("mmap.sqlite");
         let writer = open_rw(&path, Durability::Normal).expect("open rw");
-        writer
-            .execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
-            .expect("schema");
         let reader = open_ro(&path).expect("open ro");
         assert_eq!(mmap_size(&writer), 0);
         assert_eq!(mmap_size(&reader), READER_MMAP_BYTES);
